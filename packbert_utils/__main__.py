@@ -11,13 +11,15 @@ def _stats(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .data import load_task, task_lengths
+    from .data import load_task, load_tokenizer, sequence_lengths, tokenize_task
     from .packing import sequence_length_histogram
     from .plots import plot_length_histogram
     from .report import packing_report
 
     dataset = load_task(args.task)
-    lengths = task_lengths(dataset[args.split], args.task, args.max_seq_length, args.checkpoint)
+    tokenizer = load_tokenizer(args.checkpoint)
+    tokenized = tokenize_task(dataset, tokenizer, args.task, args.max_seq_length)
+    lengths = sequence_lengths(tokenized[args.split])
     table = packing_report(lengths, args.max_seq_length, args.max_seq_per_pack)
     print(
         f"Packing {len(lengths):,} '{args.task}' {args.split} sequences into rows of {args.max_seq_length} "
@@ -34,6 +36,50 @@ def _stats(args: argparse.Namespace) -> None:
         print(f"\nLength histogram saved to {path}")
 
 
+def _images(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .data import load_task, load_tokenizer, sequence_lengths, tokenize_task
+    from .plots import padding_vs_packing_figure
+
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    tokenized = tokenize_task(load_task("rotten_tomatoes"), load_tokenizer(), "rotten_tomatoes", 128)
+    lengths = sequence_lengths(tokenized["validation"])[:20]
+    figure = padding_vs_packing_figure(lengths, 128, 12)
+    figure.savefig(output / "padding_vs_packing.png", dpi=110)
+    print(f"Figures written to {output}/")
+
+
+def _train(args: argparse.Namespace) -> None:
+    import json
+    import os
+
+    from .training import fine_tune
+
+    result = fine_tune(
+        args.task,
+        args.checkpoint,
+        args.variant,
+        max_seq_length=args.max_seq_length,
+        max_seq_per_pack=args.max_seq_per_pack,
+        sequences_per_step=args.sequences_per_step,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        max_train_rows=args.max_train_rows,
+        max_eval_rows=args.max_eval_rows,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result.summary(), indent=2))
+        if args.save_dir:
+            result.model.save_pretrained(args.save_dir)
+            print(f"Model saved to {args.save_dir}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m packbert_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -44,10 +90,31 @@ def main(argv: list[str] | None = None) -> int:
     stats.add_argument("--max-seq-length", type=int, default=128)
     stats.add_argument("--max-seq-per-pack", type=int, default=12)
     stats.add_argument("--histogram", default=None, help="save the length histogram as this PNG file")
+    train = commands.add_parser("train", help="fine-tune packed or unpacked (works under torchrun)")
+    train.add_argument("--task", default="rotten_tomatoes")
+    train.add_argument("--checkpoint", default=None, help="default: the bundled MiniLM")
+    train.add_argument("--variant", default="packed", help="packed, max_length, dynamic or grouped")
+    train.add_argument("--max-seq-length", type=int, default=128)
+    train.add_argument("--max-seq-per-pack", type=int, default=12)
+    train.add_argument("--sequences-per-step", type=int, default=32)
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    train.add_argument("--learning-rate", type=float, default=5e-5)
+    train.add_argument("--epochs", type=float, default=1.0)
+    train.add_argument("--max-steps", type=int, default=-1)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--max-train-rows", type=int, default=None)
+    train.add_argument("--max-eval-rows", type=int, default=None)
+    train.add_argument("--save-dir", default=None, help="save the trained model here")
+    images = commands.add_parser("images", help="redraw the figures the README and notebooks show")
+    images.add_argument("--output-dir", default="images")
     args = parser.parse_args(argv)
     try:
         if args.command == "stats":
             _stats(args)
+        elif args.command == "train":
+            _train(args)
+        elif args.command == "images":
+            _images(args)
     except (ValueError, KeyError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

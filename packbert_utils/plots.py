@@ -76,3 +76,16 @@ def plot_padding_vs_packing(padded_mask: np.ndarray, packed_mask: np.ndarray) ->
     plot_rows(packed_mask, "packed", right)
     fig.tight_layout()
     return fig
+
+
+def padding_vs_packing_figure(lengths: Sequence[int], max_seq_length: int, max_seq_per_pack: int) -> Figure:
+    """Draw the given sequence lengths padded one per row, then packed with lpfhp."""
+    from .packed_dataset import pack_dataset  # plotting a pack needs the packer, not the reverse
+
+    lengths = [int(length) for length in lengths]
+    padded = np.zeros((len(lengths), max_seq_length), dtype=np.int64)
+    for row, length in enumerate(lengths):
+        padded[row, :length] = 1
+    dummy = {"input_ids": [[1] * length for length in lengths]}
+    packed = pack_dataset(dummy, max_seq_length, max_seq_per_pack, label_column=None)
+    return plot_padding_vs_packing(padded, np.asarray(packed["attention_mask"]))

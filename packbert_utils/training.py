@@ -1,0 +1,341 @@
+"""Fine-tune a BERT classifier on packed rows, or on the usual padded batches, with the HF Trainer.
+
+One entry point, `fine_tune`, trains every variant from the same arguments, so that packed
+training and its unpacked baselines see the same model, the same hyperparameters and about the
+same number of sequences per optimizer step. Throughput is counted in real sequences and real
+tokens per second: the Trainer's own samples/s counts packs, which would flatter packing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
+
+from .data import TaskSpec, default_checkpoint, load_task, load_tokenizer, task_spec, tokenize_task
+from .metrics import drop_empty_slots, task_metrics
+from .modeling import PackedBertForSequenceClassification
+from .packed_dataset import pack_dataset, pack_statistics
+
+VARIANTS = ("packed", "max_length", "dynamic", "grouped")
+"""packed: several sequences per row. max_length: every sequence padded to max_seq_length (the
+original notebook's baseline). dynamic: padded to the longest in a random batch. grouped: padded
+to the longest in a batch of sequences of similar length (the Trainer's length-grouped sampler)."""
+
+
+@dataclass
+class TrainingResult:
+    """What one fine-tuning run produced: its metrics, its speed and the trained model."""
+
+    variant: str
+    metrics: dict[str, float]
+    train_runtime_s: float
+    train_sequences: int
+    train_tokens: int
+    computed_tokens: int
+    optimizer_steps: int
+    sequences_per_step: float
+    log_history: list[dict[str, Any]] = field(repr=False)
+    model: PreTrainedModel = field(repr=False)
+
+    @property
+    def sequences_per_s(self) -> float:
+        return self.train_sequences / self.train_runtime_s
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Real (non-padding) tokens per second."""
+        return self.train_tokens / self.train_runtime_s
+
+    @property
+    def token_efficiency(self) -> float:
+        """Fraction of the tokens the model computed on that were real, not padding."""
+        return self.train_tokens / self.computed_tokens if self.computed_tokens else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as one flat dict, e.g. for a row of a comparison table."""
+        values = {k: v for k, v in asdict(self).items() if k not in ("log_history", "model", "metrics")}
+        values.update({f"eval_{name}": value for name, value in self.metrics.items()})
+        values.update(
+            sequences_per_s=self.sequences_per_s,
+            tokens_per_s=self.tokens_per_s,
+            token_efficiency=self.token_efficiency,
+        )
+        return values
+
+    def loss_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training loss against optimizer step, from the Trainer's log."""
+        entries = [entry for entry in self.log_history if "loss" in entry]
+        return np.array([e["step"] for e in entries]), np.array([e["loss"] for e in entries])
+
+
+def fine_tune(
+    task: str | TaskSpec = "rotten_tomatoes",
+    checkpoint: str | None = None,
+    variant: str = "packed",
+    *,
+    max_seq_length: int = 128,
+    max_seq_per_pack: int = 12,
+    sequences_per_step: int = 32,
+    gradient_accumulation_steps: int = 1,
+    learning_rate: float = 5e-5,
+    lr_scheduler_type: str = "linear",
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    num_train_epochs: float = 1.0,
+    max_steps: int = -1,
+    seed: int = 0,
+    max_train_rows: int | None = None,
+    max_eval_rows: int | None = None,
+    eval_split: str = "validation",
+    algorithm: str = "lpfhp",
+    attn_implementation: str = "sdpa",
+    output_dir: str | None = None,
+    logging_steps: int = 10,
+    progress: bool = True,
+    dataset: datasets.DatasetDict | None = None,
+) -> TrainingResult:
+    """Fine-tune `checkpoint` (default: the bundled MiniLM) on `task` in one of `VARIANTS`.
+
+    `sequences_per_step` is the number of real sequences per optimizer step across all processes
+    and accumulation steps; a packed batch holds that many sequences on average (packs carry
+    `packing_factor` sequences each), so that all variants take about the same number of steps.
+    Row limits take a fixed random subset (the same for every seed and variant), for quick runs.
+    Pass `dataset` to train on an already loaded DatasetDict instead of loading `task`.
+    Under `torchrun` the Trainer trains data-parallel (gloo on CPU, nccl on GPU).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
+    spec = task_spec(task)
+    if sequences_per_step < 1 or gradient_accumulation_steps < 1:
+        raise ValueError("sequences_per_step and gradient_accumulation_steps must be at least 1.")
+    checkpoint = checkpoint or default_checkpoint()
+    tokenizer = load_tokenizer(checkpoint)
+
+    raw = dataset if dataset is not None else load_task(spec.name)
+    if eval_split not in raw:
+        raise ValueError(f"No split {eval_split!r}; the task has {list(raw)}.")
+    raw = datasets.DatasetDict(
+        {
+            "train": _limit(raw["train"], max_train_rows),
+            eval_split: _limit(raw[eval_split], max_eval_rows),
+        }
+    )
+    _check_labels(raw, spec)
+    tokenized = tokenize_task(raw, tokenizer, spec, max_seq_length)
+    train_rows, eval_rows = tokenized["train"], tokenized[eval_split]
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device_sequences = sequences_per_step / (gradient_accumulation_steps * world_size)
+    if per_device_sequences < 1:
+        raise ValueError(
+            f"sequences_per_step={sequences_per_step} is smaller than gradient_accumulation_steps x "
+            f"processes = {gradient_accumulation_steps * world_size}; raise it."
+        )
+
+    set_seed(seed)
+    if variant == "packed":
+        train_data = pack_dataset(train_rows, max_seq_length, max_seq_per_pack, algorithm, seed=seed)
+        eval_data = pack_dataset(eval_rows, max_seq_length, max_seq_per_pack, algorithm)
+        packing_factor = pack_statistics(train_data)["packing_factor"]
+        batch_size = max(1, round(per_device_sequences / packing_factor))
+        eval_batch_size = max(1, round(64 / packing_factor))
+        model = PackedBertForSequenceClassification.from_pretrained(
+            checkpoint,
+            num_labels=spec.num_labels,
+            max_sequences_per_pack=max_seq_per_pack,
+            problem_type=spec.problem_type,
+            attn_implementation=attn_implementation,
+        )
+        # The packed loss is already a mean over the real sequences of a batch; let the Trainer
+        # divide by accumulation steps rather than pass a token count meant for language models.
+        model.accepts_loss_kwargs = False
+        collator = default_data_collator
+    else:
+        keep = ["input_ids", "token_type_ids", "attention_mask", "label"]
+        train_data = train_rows.select_columns(keep)
+        eval_data = eval_rows.select_columns(keep)
+        if variant == "grouped":
+            train_data = train_data.add_column("length", [len(ids) for ids in train_data["input_ids"]])
+        batch_size = max(1, round(per_device_sequences))
+        eval_batch_size = 64
+        model = AutoModelForSequenceClassification.from_pretrained(
+            checkpoint,
+            num_labels=spec.num_labels,
+            problem_type=spec.problem_type,
+            attn_implementation=attn_implementation,
+        )
+        padding = "max_length" if variant == "max_length" else "longest"
+        collator = DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_seq_length)
+
+    counter = _ThroughputCounter()
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=output_dir or scratch,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=eval_batch_size,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            learning_rate=learning_rate,
+            lr_scheduler_type=lr_scheduler_type,
+            warmup_steps=warmup_ratio,
+            weight_decay=weight_decay,
+            num_train_epochs=num_train_epochs,
+            max_steps=max_steps,
+            seed=seed,
+            eval_strategy="no",
+            save_strategy="no",
+            logging_steps=logging_steps,
+            report_to="none",
+            disable_tqdm=not progress,
+            use_cpu=not torch.cuda.is_available(),
+            ddp_backend=None if torch.cuda.is_available() else "gloo",
+            train_sampling_strategy="group_by_length" if variant == "grouped" else "random",
+            label_names=["labels"],
+            dataloader_num_workers=0,
+        )
+        trainer = _CountingTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_data,
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=[counter],
+            counter=counter,
+        )
+        try:
+            train_output = trainer.train()
+        except RuntimeError as error:
+            raise _explain_memory_error(error, variant) from error
+        prediction = trainer.predict(eval_data)
+
+    runtime = counter.elapsed_s or train_output.metrics["train_runtime"]
+    sequences, tokens, computed = counter.totals()
+    steps = int(train_output.global_step)
+    return TrainingResult(
+        variant=variant,
+        metrics=_evaluate(spec, prediction.predictions, prediction.label_ids, variant),
+        train_runtime_s=runtime,
+        train_sequences=sequences,
+        train_tokens=tokens,
+        computed_tokens=computed,
+        optimizer_steps=steps,
+        sequences_per_step=sequences / steps if steps else 0.0,
+        log_history=list(trainer.state.log_history),
+        model=trainer.model,
+    )
+
+
+def _limit(split: datasets.Dataset, rows: int | None) -> datasets.Dataset:
+    if rows is None or rows >= len(split):
+        return split
+    if rows < 1:
+        raise ValueError(f"Row limits must be at least 1, got {rows}.")
+    # A fixed shuffle, independent of the training seed, so every seed and variant sees the same rows.
+    return split.shuffle(seed=1234).select(range(rows)).flatten_indices()
+
+
+def _check_labels(raw: datasets.DatasetDict, spec: TaskSpec) -> None:
+    """Refuse labels that do not fit the task's head before any training time is spent."""
+    for name, split in raw.items():
+        labels = np.asarray(split[spec.label_column])
+        if spec.problem_type == "regression":
+            if not np.issubdtype(labels.dtype, np.floating):
+                raise ValueError(
+                    f"Task {spec.name!r} is a regression task but the {name} labels are {labels.dtype}; "
+                    "regression needs float labels (or declare the task as single_label_classification)."
+                )
+            continue
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"Task {spec.name!r} is a classification task but the {name} labels are {labels.dtype}; "
+                "classification needs integer class ids (or declare the task as regression)."
+            )
+        if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_labels):
+            raise ValueError(
+                f"The {name} labels of {spec.name!r} range over {labels.min()}..{labels.max()}, but the "
+                f"task has num_labels={spec.num_labels}; labels must be 0..{spec.num_labels - 1} "
+                "(a test split without labels cannot be trained or evaluated on)."
+            )
+
+
+def _evaluate(spec: TaskSpec, logits: Any, labels: Any, variant: str) -> dict[str, float]:
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    if variant == "packed":
+        labels, logits = drop_empty_slots(labels, logits)
+    return task_metrics(spec, logits, labels)
+
+
+def _explain_memory_error(error: RuntimeError, variant: str) -> RuntimeError:
+    text = str(error)
+    if "out of memory" not in text.lower() and "not enough memory" not in text.lower():
+        return error
+    setting = "sequences_per_step (or raise gradient_accumulation_steps)"
+    if variant == "packed":
+        setting += ", max_seq_per_pack"
+    return MemoryError(
+        f"A training batch did not fit in memory ({text.splitlines()[0][:200]}). Lower {setting} "
+        "or max_seq_length; attention needs memory that grows with batch x max_seq_length^2."
+    )
+
+
+class _ThroughputCounter(TrainerCallback):
+    """Counts real sequences and tokens seen in training, and times training alone."""
+
+    def __init__(self) -> None:
+        self.sequences = 0
+        self.tokens = 0
+        self.computed = 0
+        self.elapsed_s = 0.0
+        self._start = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.elapsed_s = time.perf_counter() - self._start
+
+    def add(self, inputs: dict[str, Any]) -> None:
+        mask = inputs["attention_mask"]
+        labels = inputs["labels"]
+        self.tokens += int((mask > 0).sum())
+        self.computed += mask.numel()
+        if labels.dim() == 2:  # packed: one label per slot
+            real = labels != -100 if not labels.is_floating_point() else ~torch.isnan(labels)
+            self.sequences += int(real.sum())
+        else:
+            self.sequences += labels.shape[0]
+
+    def totals(self) -> tuple[int, int, int]:
+        """Sums over all processes when training is distributed."""
+        values = [self.sequences, self.tokens, self.computed]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            tensor = torch.tensor(values, dtype=torch.float64)
+            torch.distributed.all_reduce(tensor)
+            values = [int(v) for v in tensor.tolist()]
+        return values[0], values[1], values[2]
+
+
+class _CountingTrainer(Trainer):
+    def __init__(self, *args: Any, counter: _ThroughputCounter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._counter = counter
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._counter.add(inputs)
+        return super().training_step(model, inputs, num_items_in_batch)

@@ -1,0 +1,118 @@
+"""fine_tune: packed and unpacked variants on the real offline task, kept tiny for CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+from transformers import AutoModel
+
+from packbert_utils.data import default_checkpoint, get_task, load_task
+from packbert_utils.training import VARIANTS, fine_tune
+
+TINY = {
+    "max_seq_length": 64,
+    "max_seq_per_pack": 6,
+    "sequences_per_step": 12,
+    "max_train_rows": 48,
+    "max_eval_rows": 24,
+    "max_steps": 2,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {variant: fine_tune("rotten_tomatoes", variant=variant, seed=0, **TINY) for variant in VARIANTS}
+
+
+def test_every_variant_trains_evaluates_and_counts_real_work(runs):
+    for variant, result in runs.items():
+        assert result.optimizer_steps == 2, variant
+        assert 0.0 <= result.metrics["accuracy"] <= 1.0
+        # Each step sees about sequences_per_step sequences, whatever the variant.
+        assert 6 <= result.sequences_per_step <= 18, (variant, result.sequences_per_step)
+        assert 0 < result.train_tokens <= result.computed_tokens
+        assert result.sequences_per_s > 0 and result.tokens_per_s > 0
+    # max_length pads every sequence to 64 tokens; packing fills rows with real tokens.
+    assert runs["max_length"].computed_tokens == 64 * runs["max_length"].train_sequences
+    assert runs["packed"].token_efficiency > 0.8
+    assert runs["packed"].token_efficiency > 2 * runs["max_length"].token_efficiency
+    assert runs["dynamic"].token_efficiency > runs["max_length"].token_efficiency
+
+
+def test_loss_curve_is_logged(runs):
+    steps, losses = runs["packed"].loss_curve()
+    assert len(steps) == len(losses) >= 1
+    assert all(loss > 0 for loss in losses)
+
+
+def test_same_seed_gives_the_same_model_and_metrics(runs):
+    again = fine_tune("rotten_tomatoes", variant="packed", seed=0, **TINY)
+    assert again.metrics == runs["packed"].metrics
+    for (name, first), second in zip(
+        runs["packed"].model.state_dict().items(), again.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(first, second, rtol=0, atol=0, msg=name)
+
+
+def test_regression_task_trains_with_float_labels():
+    result = fine_tune("movie_ratings", variant="packed", seed=0, **TINY)
+    assert set(result.metrics) >= {"pearson", "spearman"}
+
+
+def _tiny_task(labels: list) -> datasets.DatasetDict:
+    split = datasets.Dataset.from_dict({"sentence": ["good film", "bad film"] * 4, "label": labels * 4})
+    split = split.add_column("idx", list(range(len(split))))
+    return datasets.DatasetDict({"train": split, "validation": split})
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [([0.5, 1.5], "integer class ids"), ([0, 5], "num_labels=2")],
+)
+def test_labels_that_do_not_fit_the_task_are_refused(labels, message):
+    with pytest.raises(ValueError, match=message):
+        fine_tune(get_task("rotten_tomatoes"), dataset=_tiny_task(labels), **TINY)
+
+
+def test_unknown_variant_is_refused():
+    with pytest.raises(ValueError, match="packed, max_length"):
+        fine_tune("rotten_tomatoes", variant="fast", **TINY)
+
+
+def test_out_of_memory_names_the_settings_to_lower(monkeypatch):
+    def no_memory(self, *args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory")
+
+    monkeypatch.setattr("transformers.Trainer.train", no_memory)
+    with pytest.raises(MemoryError, match="sequences_per_step"):
+        fine_tune("rotten_tomatoes", **TINY)
+
+
+def test_two_processes_end_with_identical_weights(tmp_path: Path):
+    """Data-parallel training on CPU (gloo) under torchrun keeps both replicas in step."""
+    load_task("rotten_tomatoes")  # fail here, with the task's own message, if the data is missing
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        str(worker), str(tmp_path),
+    ]  # fmt: skip
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first = torch.load(tmp_path / "rank0.pt")
+    second = torch.load(tmp_path / "rank1.pt")
+    assert first["state"].keys() == second["state"].keys()
+    for name, tensor in first["state"].items():
+        torch.testing.assert_close(tensor, second["state"][name], rtol=0, atol=0, msg=name)
+    # Both ranks counted the sequences of both (all-reduced), and training moved the encoder.
+    assert first["sequences"] == second["sequences"] > 0
+    pretrained = AutoModel.from_pretrained(default_checkpoint()).state_dict()
+    name = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(first["state"][f"bert.{name}"], pretrained[name])
