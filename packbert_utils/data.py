@@ -46,6 +46,7 @@ GLUE_HUB_DATASET = "nyu-mll/glue"
 METRIC_NAMES = ("accuracy", "f1", "matthews_correlation", "pearson", "spearman")
 LOCAL_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 TOKEN_COLUMNS = ("input_ids", "token_type_ids", "attention_mask")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
 class TaskUnavailableError(RuntimeError):
@@ -365,6 +366,14 @@ def load_tokenizer(checkpoint: str | None = None) -> Any:
     from transformers import AutoTokenizer
 
     name = default_checkpoint() if checkpoint is None else str(checkpoint)
+    # transformers 5 turns a folder without tokenizer files into an almost empty tokenizer (every
+    # word becomes [UNK]) instead of failing, so a folder is checked for tokenizer files first.
+    if Path(name).is_dir() and not any((Path(name) / file).is_file() for file in TOKENIZER_FILES):
+        raise ValueError(
+            f"Folder {name!r} holds no tokenizer files ({', '.join(TOKENIZER_FILES)}). Pass the tokenizer "
+            "the model was trained with (load_tokenizer() gives the bundled MiniLM's), or save it next to "
+            "the model with tokenizer.save_pretrained(folder)."
+        )
     try:
         return AutoTokenizer.from_pretrained(name)
     except OSError as error:
