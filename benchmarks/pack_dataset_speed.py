@@ -88,11 +88,14 @@ def main() -> None:
         "| rows | pack_dataset s | rows/s | per-sequence baseline s | baseline / pack_dataset |",
         "|---:|---:|---:|---:|---:|",
     ]
+    measured: dict[str, dict[int, float]] = {"pack_dataset": {}, "per-sequence baseline": {}}
     for size in sorted(set(sizes) | baseline_sizes):
         dataset = synthetic_tokenized(size)
         ours = median_seconds(lambda d=dataset: pack_dataset(d, MAX_SEQ_LENGTH, MAX_SEQ_PER_PACK), repeats)
+        measured["pack_dataset"][size] = ours
         if size in baseline_sizes:
             base = median_seconds(lambda d=dataset: per_sequence_builder(d), 1)
+            measured["per-sequence baseline"][size] = base
             base_cells = f"{base:.2f} | {base / ours:.1f}x"
         else:
             base_cells = "not run | -"
@@ -102,7 +105,29 @@ def main() -> None:
     print()
     print(table)
     if args.output:
-        Path(args.output).write_text(table + "\n")
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(table + "\n")
+        chart(measured, output.with_suffix(".png"))
+
+
+def chart(measured: dict[str, dict[int, float]], path: Path) -> None:
+    """Seconds against rows on log-log axes: a slope of 1 is linear cost."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, points in measured.items():
+        sizes = sorted(points)
+        ax.loglog(sizes, [points[size] for size in sizes], marker="o", label=name)
+    ax.set_xlabel("tokenized rows")
+    ax.set_ylabel("seconds to build the packed dataset")
+    ax.set_title(f"Packing cost, max_seq_length {MAX_SEQ_LENGTH}, up to {MAX_SEQ_PER_PACK} per pack")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
