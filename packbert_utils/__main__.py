@@ -40,16 +40,10 @@ def _images(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .data import load_task, load_tokenizer, sequence_lengths, tokenize_task
-    from .plots import padding_vs_packing_figure
+    from .figures import draw_all
 
-    output = Path(args.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
-    tokenized = tokenize_task(load_task("rotten_tomatoes"), load_tokenizer(), "rotten_tomatoes", 128)
-    lengths = sequence_lengths(tokenized["validation"])[:20]
-    figure = padding_vs_packing_figure(lengths, 128, 12)
-    figure.savefig(output / "padding_vs_packing.png", dpi=110)
-    print(f"Figures written to {output}/")
+    paths = draw_all(args.output_dir)
+    print(f"{len(paths)} figures written to {args.output_dir}/: {', '.join(p.name for p in paths)}")
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -52,7 +52,6 @@ of 10,000), so chunks only bound memory; tokenizing and packing (about 10,000 te
 the model's time on a CPU."""
 
 
-
 @dataclass(frozen=True)
 class PackingStats:
     """What a predict call computed: packed rows against texts, real tokens against row capacity.

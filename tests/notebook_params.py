@@ -1,0 +1,35 @@
+"""Small parameters for running the tutorial notebooks in the test suite.
+
+Keyed by notebook file name; a notebook without an entry runs with the defaults of its `parameters`
+cell. Each notebook runs twice in `make test` (papermill, then nbval), and the whole suite has a
+budget of 15 minutes, so an entry should bring its notebook down to a few seconds of work beyond
+starting the kernel. Every name here must be assigned in the notebook's `parameters` cell: papermill
+would only warn about an unknown one, and the notebook would silently run with its full defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
+    "01_dataset_exploration.ipynb": {
+        "max_rows_per_split": 40,
+        "num_examples": 4,
+        "batch_size": 8,
+    },
+    "02_packing.ipynb": {
+        "max_rows": 60,
+        "sweep_max_seq_lengths": [64, 128],
+        "sweep_max_seq_per_pack": [1, 4, 12],
+    },
+    "03_attention_mask.ipynb": {
+        "num_sentences": 4,
+        "max_seq_length": 96,
+        "max_seq_per_pack": 3,
+    },
+}
+
+
+def small_parameters(notebook_name: str) -> dict[str, Any]:
+    """The test parameters of one notebook (empty: run its defaults)."""
+    return dict(SMALL_PARAMETERS.get(notebook_name, {}))
