@@ -166,6 +166,35 @@ def unpack(values: Any, example_ids: Any) -> np.ndarray:
     return out
 
 
+def unpack_tokens(
+    token_values: Any, attention_mask: Any, example_ids: Any, cls_positions: Any
+) -> list[np.ndarray]:
+    """Per-token values [packs, seq, ...] (e.g. hidden states) back to one array per source row.
+
+    Row i of the result holds that sequence's tokens in their original order, [CLS] first, in both
+    layouts; so it lines up with the same sequence run alone.
+    """
+    token_values = _to_numpy(token_values)
+    attention_mask = _to_numpy(attention_mask)
+    example_ids = _to_numpy(example_ids)
+    cls_positions = _to_numpy(cls_positions)
+    if token_values.shape[:2] != attention_mask.shape or example_ids.shape != cls_positions.shape:
+        raise ValueError(
+            f"Expected token_values [packs, seq, ...] matching attention_mask {attention_mask.shape}, and "
+            f"cls_positions matching example_ids {example_ids.shape}; got {token_values.shape[:2]} and "
+            f"{cls_positions.shape}."
+        )
+    per_row: dict[int, np.ndarray] = {}
+    for pack, slot in zip(*np.nonzero(example_ids >= 0), strict=True):
+        cls = cls_positions[pack, slot]
+        body = np.flatnonzero(attention_mask[pack] == slot + 1)
+        order = np.concatenate([[cls], body[body != cls]])
+        per_row[int(example_ids[pack, slot])] = token_values[pack, order]
+    if sorted(per_row) != list(range(len(per_row))):
+        raise ValueError("example_ids do not hold every row 0..N-1 exactly once; pass all packs.")
+    return [per_row[row] for row in range(len(per_row))]
+
+
 def pack_statistics(packed: datasets.Dataset) -> dict[str, float]:
     """Token efficiency and packing factor measured on a packed dataset's own columns."""
     table = packed.with_format("arrow")[:]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from packbert_utils.packed_dataset import pack_dataset, pack_statistics, unpack
+from packbert_utils.packed_dataset import pack_dataset, pack_statistics, unpack, unpack_tokens
 from packbert_utils.packing import ALGORITHMS
 
 
@@ -207,3 +207,23 @@ def test_unpack_refuses_incomplete_or_duplicated_ids():
         unpack(values, np.array([[0, 1], [1, -1]]))
     with pytest.raises(ValueError, match="shape"):
         unpack(np.zeros((3, 2)), np.array([[0, 1], [2, -1]]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    max_seq_per_pack=st.integers(1, 5),
+    layout=st.sampled_from(["inplace", "tail"]),
+    data_seed=st.integers(0, 2**31),
+)
+def test_unpack_tokens_returns_each_sequence_in_token_order(n, max_seq_per_pack, layout, data_seed):
+    rows = _random_rows(np.random.default_rng(data_seed), n, 12)
+    packed = pack_dataset(datasets.Dataset.from_dict(rows), 24, max_seq_per_pack, cls_layout=layout, seed=0)
+    ids = np.asarray(packed["input_ids"])
+    # Two "features" per token, so the trailing dimensions are carried along.
+    features = np.stack([ids, -ids], axis=-1)
+    restored = unpack_tokens(
+        features, packed["attention_mask"], packed["example_ids"], packed["cls_positions"]
+    )
+    assert [list(tokens[:, 0]) for tokens in restored] == rows["input_ids"]
+    assert all(np.array_equal(tokens[:, 1], -tokens[:, 0]) for tokens in restored)
