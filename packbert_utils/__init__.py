@@ -9,7 +9,7 @@ so import them directly: `from packbert_utils.training import fine_tune`.
 from .data import TASKS, default_checkpoint, load_task, load_tokenizer, sequence_lengths, tokenize_task
 from .masks import additive_attention_mask, block_diagonal_mask
 from .metrics import task_metrics
-from .packed_dataset import CLS_LAYOUTS, pack_dataset, pack_statistics, unpack
+from .packed_dataset import CLS_LAYOUTS, pack_dataset, pack_statistics, unpack, unpack_tokens
 from .packing import ALGORITHMS, PackingPlan, pack_histogram, sequence_length_histogram
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "task_metrics",
     "tokenize_task",
     "unpack",
+    "unpack_tokens",
 ]
