@@ -184,6 +184,10 @@ def fine_tune(
         padding = "max_length" if variant == "max_length" else "longest"
         collator = DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_seq_length)
 
+    if spec.label_names:
+        # Label names travel with the saved model, so that pipelines and predict_labels can use them.
+        model.config.id2label = dict(enumerate(spec.label_names))
+        model.config.label2id = {name: index for index, name in enumerate(spec.label_names)}
     counter = _ThroughputCounter()
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(

@@ -27,6 +27,20 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "max_seq_length": 96,
         "max_seq_per_pack": 3,
     },
+    # Every variant trains for 3 optimizer steps; the model goes to a test folder, not notebook 5's default.
+    "04_training.ipynb": {
+        "max_train_rows": 48,
+        "max_eval_rows": 32,
+        "sequences_per_step": 16,
+        "model_dir": "../outputs/notebook_tests/packed_model",
+        "num_check_sentences": 4,
+    },
+    # Reads the model notebook 4 saved in the test folder (a new head on the bundled MiniLM if absent).
+    "05_fast_inference.ipynb": {
+        "model_dir": "../outputs/notebook_tests/packed_model",
+        "num_texts": 48,
+        "batch_size": 8,
+    },
 }
 
 

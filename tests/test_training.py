@@ -35,6 +35,7 @@ def runs():
 def test_every_variant_trains_evaluates_and_counts_real_work(runs):
     for variant, result in runs.items():
         assert result.optimizer_steps == 2, variant
+        assert result.model.config.id2label == {0: "rotten", 1: "fresh"}
         assert 0.0 <= result.metrics["accuracy"] <= 1.0
         # Each step sees about sequences_per_step sequences, whatever the variant.
         assert 6 <= result.sequences_per_step <= 18, (variant, result.sequences_per_step)
