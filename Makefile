@@ -58,7 +58,7 @@ lab: $(STAMP)
 images: $(STAMP)
 	$(BIN)/python -m packbert_utils images --output-dir images
 
-# All benchmarks, about BENCH_MINUTES minutes here; each writes a Markdown table (and a PNG chart).
+# All benchmarks, about 20 minutes here; each writes a Markdown table (and a PNG chart).
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/packing_plans.py --output benchmarks/results/packing_plans.md
