@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _publish import publish
 
 METHODS = ("packed", "pipeline", "sorted")
 BATCH_SIZE = 32
@@ -161,14 +162,7 @@ def main() -> None:
             f"| {base['seconds'] / result['seconds']:.2f}x | {100 * agreement:.2f}% | {difference:.1e} "
             f"| {result['peak_rss_gb']:.2f} |"
         )
-    text = "\n".join(lines)
-    print()
-    print(text)
-    if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
-        _chart(results, len(texts), output.with_suffix(".png"))
+    publish("\n".join(lines), args.output, lambda png: _chart(results, len(texts), png))
 
 
 def _chart(results: dict[str, dict[str, Any]], count: int, path: Path) -> None:

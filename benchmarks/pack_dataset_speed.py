@@ -19,6 +19,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow as pa
+from _publish import publish
 from datasets.table import InMemoryTable
 
 from packbert_utils.packed_dataset import pack_dataset
@@ -101,14 +102,7 @@ def main() -> None:
             base_cells = "not run | -"
         lines.append(f"| {size:,} | {ours:.3f} | {size / ours:,.0f} | {base_cells} |")
         print(lines[-1], flush=True)
-    table = "\n".join(lines)
-    print()
-    print(table)
-    if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(table + "\n")
-        chart(measured, output.with_suffix(".png"))
+    publish("\n".join(lines), args.output, lambda png: chart(measured, png))
 
 
 def chart(measured: dict[str, dict[int, float]], path: Path) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _publish import publish
 
 from packbert_utils.data import load_task, load_tokenizer, offline_task_names, sequence_lengths, tokenize_task
 from packbert_utils.packing import PackingPlan, pack_histogram, sequence_length_histogram
@@ -201,12 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, help="also write the Markdown tables to this file")
     args = parser.parse_args(argv)
     tasks = offline_task_reports()
-    report = run(args.quick, tasks)
-    print(report)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report, encoding="utf-8")
-        task_chart(tasks, args.output.with_suffix(".png"))
+    publish(run(args.quick, tasks), args.output, lambda png: task_chart(tasks, png))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _publish import publish
+
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 
 
@@ -134,14 +136,7 @@ def main() -> None:
         "max_eval_rows": 200 if args.quick else None,
     }
     rows = run(settings, args.variants, args.seeds)
-    text = table(rows, args.variants, settings)
-    print()
-    print(text)
-    if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text + "\n")
-        chart(rows, args.variants, output.with_suffix(".png"))
+    publish(table(rows, args.variants, settings), args.output, lambda png: chart(rows, args.variants, png))
 
 
 if __name__ == "__main__":
