@@ -129,11 +129,11 @@ def task_table(tasks: pd.DataFrame) -> str:
         "| lower bound | packs / lower bound | runtime ms |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in tasks.itertuples():
+    for row in tasks.to_dict("records"):
         lines.append(
-            f"| {row.task} | {row.max_seq_length} | {row.algorithm} | {row.max_seq_per_pack} "
-            f"| {row._5:.2f} | {row.packing_factor:.2f} | {row.packs:,} | {row.lower_bound:,} "
-            f"| {row.packs_over_bound:.4f} | {row.runtime_ms:.1f} |"
+            f"| {row['task']} | {row['max_seq_length']} | {row['algorithm']} | {row['max_seq_per_pack']} "
+            f"| {row['efficiency_%']:.2f} | {row['packing_factor']:.2f} | {row['packs']:,} "
+            f"| {row['lower_bound']:,} | {row['packs_over_bound']:.4f} | {row['runtime_ms']:.1f} |"
         )
     return "\n".join(lines)
 
