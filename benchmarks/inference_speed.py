@@ -39,7 +39,7 @@ def prepare_model(folder: str) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from packbert_utils.data import default_checkpoint, load_tokenizer
+    from packbert_utils import default_checkpoint, load_tokenizer
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(default_checkpoint(), num_labels=2)
@@ -48,7 +48,7 @@ def prepare_model(folder: str) -> None:
 
 
 def load_texts(count: int) -> list[str]:
-    from packbert_utils.data import load_task
+    from packbert_utils import load_task
 
     splits = load_task("rotten_tomatoes")
     texts = [text for name in ("validation", "test", "train") for text in splits[name]["sentence"]]

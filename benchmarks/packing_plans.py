@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from _publish import publish
 
-from packbert_utils.data import load_task, load_tokenizer, offline_task_names, sequence_lengths, tokenize_task
+from packbert_utils import load_task, load_tokenizer, offline_task_names, sequence_lengths, tokenize_task
 from packbert_utils.packing import PackingPlan, pack_histogram, sequence_length_histogram
 from packbert_utils.report import packing_report
 
@@ -114,7 +114,7 @@ def offline_task_reports() -> pd.DataFrame:
     frames = []
     for task in offline_task_names():
         max_seq_length, max_seq_per_pack = TASK_SETTINGS.get(task, (128, 12))
-        tokenized = tokenize_task(load_task(task), tokenizer, task, max_seq_length)
+        tokenized = tokenize_task(load_task(task), tokenizer, max_seq_length)
         lengths = sequence_lengths(tokenized["train"])
         report = packing_report(lengths, max_seq_length, max_seq_per_pack).reset_index()
         report.insert(0, "task", task)

@@ -11,14 +11,15 @@ def _stats(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .data import load_task, load_tokenizer, sequence_lengths, tokenize_task
+    from .loading import load_task
     from .packing import sequence_length_histogram
     from .plots import plot_length_histogram
     from .report import packing_report
+    from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
-    dataset = load_task(args.task)
+    dataset = load_task(args.task, text_columns=args.text_columns, label_column=args.label_column)
     tokenizer = load_tokenizer(args.checkpoint)
-    tokenized = tokenize_task(dataset, tokenizer, args.task, args.max_seq_length)
+    tokenized = tokenize_task(dataset, tokenizer, args.max_seq_length)
     lengths = sequence_lengths(tokenized[args.split])
     table = packing_report(lengths, args.max_seq_length, args.max_seq_per_pack)
     print(
@@ -66,6 +67,8 @@ def _train(args: argparse.Namespace) -> None:
         seed=args.seed,
         max_train_rows=args.max_train_rows,
         max_eval_rows=args.max_eval_rows,
+        text_columns=args.text_columns,
+        label_column=args.label_column,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result.summary(), indent=2))
@@ -74,18 +77,31 @@ def _train(args: argparse.Namespace) -> None:
             print(f"Model saved to {args.save_dir}")
 
 
+def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--text-columns",
+        nargs="+",
+        default=None,
+        metavar="COLUMN",
+        help="text column(s) of a local data file, two for sentence pairs (default: text)",
+    )
+    parser.add_argument("--label-column", default="label", help="label column of a local data file")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m packbert_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     stats = commands.add_parser("stats", help="compare the packing algorithms on a task")
-    stats.add_argument("--task", default="rotten_tomatoes")
+    stats.add_argument("--task", default="rotten_tomatoes", help="a task name or a local data file")
+    _add_column_arguments(stats)
     stats.add_argument("--split", default="train")
     stats.add_argument("--checkpoint", default=None, help="tokenizer to use (default: the bundled MiniLM)")
     stats.add_argument("--max-seq-length", type=int, default=128)
     stats.add_argument("--max-seq-per-pack", type=int, default=12)
     stats.add_argument("--histogram", default=None, help="save the length histogram as this PNG file")
     train = commands.add_parser("train", help="fine-tune packed or unpacked (works under torchrun)")
-    train.add_argument("--task", default="rotten_tomatoes")
+    train.add_argument("--task", default="rotten_tomatoes", help="a task name or a local data file")
+    _add_column_arguments(train)
     train.add_argument("--checkpoint", default=None, help="default: the bundled MiniLM")
     train.add_argument("--variant", default="packed", help="packed, max_length, dynamic or grouped")
     train.add_argument("--max-seq-length", type=int, default=128)

@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .data import load_task, load_tokenizer, sequence_lengths, tokenize_task
+from .loading import load_task
 from .masks import block_diagonal_mask
 from .packed_dataset import pack_dataset
 from .plots import (
@@ -27,6 +27,7 @@ from .plots import (
     plot_pack_table,
     sequence_colour,
 )
+from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
 # Short texts in the style of the review snippets: small enough that every token can be labelled.
 SHORT_TEXTS = ("a gripping story", "dull", "loved every minute")
@@ -53,7 +54,7 @@ def _pack(
 
 def padding_vs_packing(tokenizer: Any) -> Figure:
     """Twenty real validation snippets, padded one per row and packed 12 per row of 128 tokens."""
-    tokenized = tokenize_task(load_task("rotten_tomatoes"), tokenizer, "rotten_tomatoes", 128)
+    tokenized = tokenize_task(load_task("rotten_tomatoes"), tokenizer, 128)
     lengths = sequence_lengths(tokenized["validation"])[:20]
     return padding_vs_packing_figure(lengths, 128, 12)
 

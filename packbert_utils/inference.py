@@ -5,10 +5,10 @@ whole texts instead, and `PackedBertForSequenceClassification` gives every text 
 would get alone. For inference the packing factor is free: nothing depends on how many texts share a
 row (no loss scaling, no effective batch size), so rows may hold many more texts than in training.
 
-The work is streamed in chunks of texts: each chunk is tokenized (`data.tokenize_task`), packed with
-the histogram packer (`packed_dataset.pack_dataset`, lpfhp), run through the model in batches of rows
-and mapped back to input order (`packed_dataset.unpack`), so memory stays bounded for any number of
-texts and a generator of texts works too.
+The work is streamed in chunks of texts: each chunk is tokenized (`tokenizing.tokenize_columns`),
+packed with the histogram packer (`packed_dataset.pack_dataset`, lpfhp), run through the model in
+batches of rows and mapped back to input order (`packed_dataset.unpack`), so memory stays bounded
+for any number of texts and a generator of texts works too.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BertForSequenceClassification, PreTrainedModel
 
-from .data import TaskSpec, load_tokenizer, tokenize_task
 from .modeling import PackedBertForSequenceClassification, check_supported_config
 from .packed_dataset import pack_dataset, pack_statistics, unpack
+from .tokenizing import load_tokenizer, tokenize_columns
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 """Row length and truncation length. Sentence-level texts fit whole (Rotten Tomatoes snippets: at most
@@ -109,9 +109,9 @@ class PackedTextClassifier:
     checkpoint folder, which must then contain tokenizer files.
 
     Texts longer than `max_seq_length` tokens are truncated exactly as the tokenizer truncates them
-    (pairs `longest_first`: the longer segment loses tokens first), with a `data.TruncationWarning`
-    per chunk saying how many. `device` defaults to CUDA when available, else the CPU. See the
-    DEFAULT_* constants for why the defaults are what they are.
+    (pairs `longest_first`: the longer segment loses tokens first), with a
+    `tokenizing.TruncationWarning` per chunk saying how many. `device` defaults to CUDA when
+    available, else the CPU. See the DEFAULT_* constants for why the defaults are what they are.
     """
 
     def __init__(
@@ -142,7 +142,10 @@ class PackedTextClassifier:
                 "position embeddings; use at most that."
             )
         self.tokenizer = _resolve_tokenizer(tokenizer, source, config.vocab_size)
-        self._specs = {pair: _input_spec(config, pair) for pair in (False, True)}
+        regression = config.problem_type == "regression"
+        self._label_names = (
+            () if regression else tuple(str(config.id2label[i]) for i in range(self.num_labels))
+        )
         self._last_stats: PackingStats | None = None
 
     @property
@@ -152,7 +155,7 @@ class PackedTextClassifier:
     @property
     def label_names(self) -> tuple[str, ...]:
         """config.id2label in class order; empty for a regression model."""
-        return self._specs[False].label_names
+        return self._label_names
 
     @property
     def last_stats(self) -> PackingStats | None:
@@ -231,7 +234,7 @@ class PackedTextClassifier:
         """Tokenize, pack, run and unpack one chunk; also return its counts and model time."""
         columns = {"text": texts} if pairs is None else {"text": texts, "text_pair": pairs}
         raw = datasets.Dataset.from_dict(columns, split=f"texts_{start}_to_{start + len(texts) - 1}")
-        tokenized = tokenize_task(raw, self.tokenizer, self._specs[pairs is not None], self.max_seq_length)
+        tokenized = tokenize_columns(raw, self.tokenizer, self.max_seq_length, tuple(columns))
         packed = pack_dataset(
             tokenized.select_columns(["input_ids", "token_type_ids"]),
             self.max_seq_length,
@@ -348,23 +351,6 @@ def _resolve_tokenizer(tokenizer: Any, source: str | None, vocab_size: int) -> A
             "tokenizer the model was trained with."
         )
     return tokenizer
-
-
-def _input_spec(config: Any, pair: bool) -> TaskSpec:
-    """Describe the input to `tokenize_task` as a task: one text column, or a pair of them."""
-    regression = config.problem_type == "regression"
-    labels = () if regression else tuple(str(config.id2label[i]) for i in range(config.num_labels))
-    return TaskSpec(
-        name="PackedTextClassifier input",
-        text_columns=("text", "text_pair") if pair else ("text",),
-        num_labels=config.num_labels,
-        problem_type=config.problem_type,
-        metrics=("pearson",) if regression else ("accuracy",),
-        label_names=labels,
-        source="texts passed to PackedTextClassifier",
-        description="Unlabelled texts to classify.",
-        offline=True,
-    )
 
 
 def _check_inputs(texts: Any, text_pairs: Any) -> int | None:

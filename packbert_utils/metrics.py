@@ -17,7 +17,7 @@ import numpy as np
 import scipy.stats
 import sklearn.metrics
 
-from .data import TaskSpec, task_spec
+from .tasks import TaskSpec, get_task
 
 IGNORE_INDEX = -100  # the label transformers (and pack_dataset) use for "no example here"
 
@@ -133,7 +133,7 @@ def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[st
     Classification: `predictions` are logits [N, C] (argmax is taken) or class ids [N]; F1 is that of
     class 1 for two classes and the macro average otherwise. Regression: predictions [N] or [N, 1].
     """
-    spec = task_spec(task)
+    spec = get_task(task)
     if spec.is_regression:
         values, targets = _real_values(predictions, labels)
         return {name: _REGRESSION[name](targets, values) for name in spec.metrics}
@@ -177,7 +177,7 @@ def make_compute_metrics(task: str | TaskSpec) -> Callable[[Any], dict[str, floa
     It accepts an `EvalPrediction` (or a `(predictions, labels)` tuple), keeps the first model output
     if there are several, drops empty slots and scores the real ones with `task_metrics`.
     """
-    spec = task_spec(task)  # resolved once, so a bad name fails before training starts
+    spec = get_task(task)  # resolved once, so a bad name fails before training starts
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
         if hasattr(eval_prediction, "predictions"):

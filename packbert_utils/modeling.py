@@ -51,7 +51,7 @@ def check_supported_config(config: Any) -> None:
             f"Checkpoints of model_type {model_type!r} are not supported: their position ids start at "
             "pad_token_id + 1 rather than 0 and they have no usable token type ids, so packed position ids "
             "would be silently wrong. Use a BERT checkpoint (model_type 'bert'), e.g. the bundled MiniLM "
-            "from packbert_utils.data.default_checkpoint()."
+            "from packbert_utils.default_checkpoint()."
         )
     if model_type != "bert":
         raise ValueError(
@@ -73,7 +73,7 @@ def _unreachable_checkpoint_error(name: str, err: Exception) -> OSError:
     return OSError(
         f"Could not load checkpoint {name!r}: it is not a local folder, and it is not in the local "
         "Hugging Face cache while the hub is unreachable (or the name is wrong). On an offline machine use "
-        "the bundled MiniLM model: packbert_utils.data.default_checkpoint() returns its folder. Setting "
+        "the bundled MiniLM model: packbert_utils.default_checkpoint() returns its folder. Setting "
         f"HF_HUB_OFFLINE=1 makes such failures immediate instead of retrying. Original error: {err}"
     )
 

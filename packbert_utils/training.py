@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,10 +29,13 @@ from transformers import (
     set_seed,
 )
 
-from .data import TaskSpec, default_checkpoint, load_task, load_tokenizer, task_spec, tokenize_task
+from .loading import load_task
 from .metrics import drop_empty_slots, task_metrics
 from .modeling import PackedBertForSequenceClassification
+from .offline import default_checkpoint
 from .packed_dataset import pack_dataset, pack_statistics
+from .tasks import TaskDatasetDict, TaskSpec, get_task
+from .tokenizing import load_tokenizer, tokenize_task
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 """packed: several sequences per row. max_length: every sequence padded to max_seq_length (the
@@ -86,7 +90,7 @@ class TrainingResult:
 
 
 def fine_tune(
-    task: str | TaskSpec = "rotten_tomatoes",
+    task: str | TaskSpec | TaskDatasetDict | None = None,
     checkpoint: str | None = None,
     variant: str = "packed",
     *,
@@ -110,35 +114,48 @@ def fine_tune(
     logging_steps: int = 10,
     progress: bool = True,
     dataset: datasets.DatasetDict | None = None,
+    text_columns: Sequence[str] | None = None,
+    label_column: str = "label",
 ) -> TrainingResult:
     """Fine-tune `checkpoint` (default: the bundled MiniLM) on `task` in one of `VARIANTS`.
+
+    `task` is a task name (default "rotten_tomatoes"), a local data file (name its columns with
+    `text_columns` and `label_column`; the file is read once), a TaskSpec, or data from `load_task`,
+    which carries its task.
 
     `sequences_per_step` is the number of real sequences per optimizer step across all processes
     and accumulation steps; a packed batch holds that many sequences on average (packs carry
     `packing_factor` sequences each), so that all variants take about the same number of steps.
     Row limits take a fixed random subset (the same for every seed and variant), for quick runs.
-    Pass `dataset` to train on an already loaded DatasetDict instead of loading `task`.
+    Pass `dataset` to train on an already loaded DatasetDict instead of loading `task`; data from
+    `load_task` carries its task, other splits need `task` to describe them.
     Under `torchrun` the Trainer trains data-parallel (gloo on CPU, nccl on GPU).
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
-    spec = task_spec(task)
     if sequences_per_step < 1 or gradient_accumulation_steps < 1:
         raise ValueError("sequences_per_step and gradient_accumulation_steps must be at least 1.")
+    columns = {"text_columns": text_columns, "label_column": label_column}
+    if dataset is None:  # a local file is read once, here, and its task travels with the splits
+        raw = load_task("rotten_tomatoes" if task is None else task, **columns)
+    else:  # an explicit task describes the splits (and overrides a task they carry)
+        source = dataset if task is None and isinstance(dataset, TaskDatasetDict) else task
+        raw = TaskDatasetDict(dataset, task=None if source is None else get_task(source, **columns))
+    spec = raw.task
     checkpoint = checkpoint or default_checkpoint()
     tokenizer = load_tokenizer(checkpoint)
 
-    raw = dataset if dataset is not None else load_task(spec.name)
     if eval_split not in raw:
         raise ValueError(f"No split {eval_split!r}; the task has {list(raw)}.")
-    raw = datasets.DatasetDict(
+    raw = TaskDatasetDict(
         {
             "train": _limit(raw["train"], max_train_rows),
             eval_split: _limit(raw[eval_split], max_eval_rows),
-        }
+        },
+        task=spec,
     )
     _check_labels(raw, spec)
-    tokenized = tokenize_task(raw, tokenizer, spec, max_seq_length)
+    tokenized = tokenize_task(raw, tokenizer, max_seq_length)
     train_rows, eval_rows = tokenized["train"], tokenized[eval_split]
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

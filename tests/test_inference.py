@@ -25,9 +25,10 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from packbert_utils.data import TruncationWarning, default_checkpoint, load_task, load_tokenizer
+from packbert_utils import default_checkpoint, load_task, load_tokenizer
 from packbert_utils.inference import PackedTextClassifier
 from packbert_utils.modeling import PackedBertForSequenceClassification
+from packbert_utils.tokenizing import TruncationWarning
 
 LABELS = {0: "negative", 1: "mixed", 2: "positive"}
 TOLERANCE = 1e-4

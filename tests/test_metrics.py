@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from packbert_utils import data, metrics
+from packbert_utils import metrics, tasks
 
 
-def _classification_spec(num_labels: int) -> data.TaskSpec:
-    return data.TaskSpec(
+def _classification_spec(num_labels: int) -> tasks.TaskSpec:
+    return tasks.TaskSpec(
         name=f"test-{num_labels}-classes",
         text_columns=("text",),
         num_labels=num_labels,
@@ -122,8 +122,8 @@ def test_constant_regression_predictions_give_nan() -> None:
 
 
 def test_every_metric_name_has_an_implementation() -> None:
-    assert set(metrics.SUPPORTED_METRICS) == set(data.METRIC_NAMES)
-    for spec in data.TASKS.values():
+    assert set(metrics.SUPPORTED_METRICS) == set(tasks.METRIC_NAMES)
+    for spec in tasks.TASKS.values():
         labels = np.arange(4, dtype=np.float32) if spec.is_regression else np.arange(4) % spec.num_labels
         assert set(metrics.task_metrics(spec, labels, labels)) == set(spec.metrics)
 
@@ -198,7 +198,7 @@ def test_correlations_are_invariant_to_positive_affine_maps(
 )
 def test_packed_scores_equal_unpacked_scores(packs: int, slots: int, task: str, random: object) -> None:
     """Scattering examples into pack slots with empty slots in between must not change any metric."""
-    classes = data.get_task(task).num_labels
+    classes = tasks.get_task(task).num_labels
     rng = np.random.default_rng(random.getrandbits(32))  # type: ignore[attr-defined]
     occupied = rng.random((packs, slots)) < 0.7
     occupied[0, 0] = True
@@ -229,7 +229,7 @@ def test_packed_regression_uses_nan_for_empty_slots() -> None:
             self.predictions = (predictions, "hidden states")
             self.label_ids = labels
 
-    result = metrics.make_compute_metrics(data.get_task("stsb"))(EvalPrediction())
+    result = metrics.make_compute_metrics(tasks.get_task("stsb"))(EvalPrediction())
     # Real slots: predictions (1.5, 2.0, 2.5) for labels (1, 2, 3): a perfect line.
     assert result == pytest.approx({"pearson": 1.0, "spearman": 1.0})
 

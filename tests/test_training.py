@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from packbert_utils.data import default_checkpoint, get_task, load_task
+from packbert_utils import default_checkpoint, get_task, load_task
 from packbert_utils.training import VARIANTS, fine_tune
 
 TINY = {

@@ -1,0 +1,94 @@
+"""The task registry, the one lookup `get_task`, and `TaskDatasetDict`, which carries a task with its
+splits through the usual DatasetDict transformations."""
+
+from __future__ import annotations
+
+import pytest
+
+from packbert_utils.loading import load_task
+from packbert_utils.tasks import TASKS, TaskSpec, get_task, offline_task_names
+
+# ---- the task registry ------------------------------------------------------------------------------
+
+
+def test_registry_describes_each_task() -> None:
+    expected = {  # name: (text columns, num_labels, metrics) as GLUE defines them
+        "rotten_tomatoes": (("sentence",), 2, ("accuracy", "f1")),
+        "movie_ratings": (("sentence",), 1, ("pearson", "spearman")),
+        "trec": (("question",), 6, ("accuracy", "f1")),
+        "trec_fine": (("question",), 50, ("accuracy", "f1")),
+        "movie_match": (("plot", "review"), 2, ("accuracy", "f1")),
+        "cola": (("sentence",), 2, ("matthews_correlation",)),
+        "sst2": (("sentence",), 2, ("accuracy",)),
+        "mrpc": (("sentence1", "sentence2"), 2, ("accuracy", "f1")),
+        "qqp": (("question1", "question2"), 2, ("accuracy", "f1")),
+        "stsb": (("sentence1", "sentence2"), 1, ("pearson", "spearman")),
+        "mnli": (("premise", "hypothesis"), 3, ("accuracy",)),
+        "mnli-mm": (("premise", "hypothesis"), 3, ("accuracy",)),
+        "qnli": (("question", "sentence"), 2, ("accuracy",)),
+        "rte": (("sentence1", "sentence2"), 2, ("accuracy",)),
+        "wnli": (("sentence1", "sentence2"), 2, ("accuracy",)),
+    }
+    assert set(TASKS) == set(expected)
+    for name, (columns, num_labels, metrics) in expected.items():
+        spec = get_task(name)
+        assert (spec.name, spec.text_columns, spec.num_labels, spec.metrics) == (
+            name,
+            columns,
+            num_labels,
+            metrics,
+        )
+        assert spec.label_column == "label"
+        assert spec.is_regression == (num_labels == 1)
+        assert spec.problem_type == ("regression" if num_labels == 1 else "single_label_classification")
+        assert len(spec.label_names) == (0 if num_labels == 1 else num_labels)
+        assert spec.source and spec.description
+        assert spec.offline == (spec.hub_dataset is None)
+        if not spec.offline:
+            assert spec.hub_dataset == "nyu-mll/glue" and "licence" in spec.source
+    assert offline_task_names() == [
+        "rotten_tomatoes",
+        "movie_ratings",
+        "trec",
+        "trec_fine",
+        "movie_match",
+    ]
+    assert get_task("rotten_tomatoes").label_names == ("rotten", "fresh")  # 1 = positive, as in SST-2
+    assert get_task("sst2").label_names == ("negative", "positive")
+    fine_prefixes = {name.split(":")[0] for name in get_task("trec_fine").label_names}
+    assert fine_prefixes == set(get_task("trec").label_names)
+    mm = get_task("mnli-mm")
+    assert (mm.hub_config, mm.hub_validation_split, mm.hub_test_split) == (
+        "mnli",
+        "validation_mismatched",
+        "test_mismatched",
+    )
+    assert get_task("mnli").hub_validation_split == "validation_matched"
+
+
+def test_unknown_task_lists_offline_tasks_first_and_local_files() -> None:
+    with pytest.raises(KeyError) as caught:
+        get_task("imdb")
+    message = str(caught.value)
+    assert "imdb" in message and ".csv" in message
+    positions = [message.index(name) for name in ("rotten_tomatoes", "movie_match", "cola", "wnli")]
+    assert positions == sorted(positions), "offline tasks must be listed before GLUE tasks"
+    with pytest.raises(KeyError, match="Offline tasks"):
+        load_task("imdb")
+
+
+def test_task_spec_refuses_contradictions() -> None:
+    good = get_task("trec")
+    fields = {f: getattr(good, f) for f in good.__dataclass_fields__}
+    with pytest.raises(ValueError, match="one name per"):
+        TaskSpec(**{**fields, "num_labels": 5})
+    with pytest.raises(ValueError, match="1 or 2 columns"):
+        TaskSpec(**{**fields, "text_columns": ("a", "b", "c")})
+    with pytest.raises(ValueError, match="metrics must be"):
+        TaskSpec(**{**fields, "metrics": ("bleu",)})
+    with pytest.raises(ValueError, match="regression task"):
+        TaskSpec(**{**fields, "problem_type": "regression"})
+    with pytest.raises(ValueError, match="only applies to local data files"):
+        get_task("trec", text_columns=("text",))
+    with pytest.raises(ValueError, match="only applies to local data files"):
+        load_task("trec", label_column="coarse")
