@@ -3,7 +3,11 @@ back, pairs truncated longest_first, the task taken from the data, and memory bo
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -11,9 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from packbert_utils import tokenizing
 from packbert_utils.loading import load_task
 from packbert_utils.tasks import TaskDatasetDict, get_task
-from packbert_utils.tokenizing import TruncationWarning, load_tokenizer, sequence_lengths, tokenize_task
+from packbert_utils.tokenizing import (
+    TruncationWarning,
+    load_tokenizer,
+    sequence_lengths,
+    tokenize_columns,
+    tokenize_task,
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +145,139 @@ def test_tokenize_rejects_bad_input(loaded: dict[str, datasets.DatasetDict], tok
         sequence_lengths(part)
     with pytest.raises(TypeError, match="one split"):
         sequence_lengths(datasets.DatasetDict({"test": tokenized}))
+
+
+# ---- truncation as the tokenizer's own, in bounded memory -----------------------------------------------
+
+words = st.text(alphabet="abc xyz.!é", min_size=0, max_size=120)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(words, words), min_size=1, max_size=10),
+    st.integers(5, 40),
+    st.booleans(),
+    st.sampled_from(["right", "left"]),
+    st.integers(1, 4),
+)
+def test_rows_equal_the_tokenizers_own_truncation(
+    tokenizer, monkeypatch: pytest.MonkeyPatch, rows, limit: int, pair: bool, side: str, batch_rows: int
+) -> None:
+    """Cut from their own tokens, in small batches, rows are exactly what the tokenizer gives them."""
+    monkeypatch.setattr(tokenizing, "BATCH_ROWS", batch_rows)
+    monkeypatch.setattr(tokenizing, "BATCH_CHARACTERS", 60)
+    monkeypatch.setattr(tokenizer, "truncation_side", side)
+    first, second = [list(column) for column in zip(*rows, strict=True)]
+    columns = ("a", "b") if pair else ("a",)
+    texts = (first, second) if pair else (first,)
+    dataset = datasets.Dataset.from_dict(dict(zip(columns, texts, strict=False)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tokenized = tokenize_columns(dataset, tokenizer, limit, columns)
+    expected = tokenizer(*texts, truncation="longest_first", max_length=limit)
+    for column in ("input_ids", "token_type_ids", "attention_mask"):
+        assert tokenized[column] == expected[column], column
+    whole = [len(ids) for ids in tokenizer(*texts)["input_ids"]]
+    truncated = sum(length > limit for length in whole)
+    reported = [str(w.message) for w in caught if issubclass(w.category, TruncationWarning)]
+    if truncated:
+        assert len(reported) == 1
+        assert (
+            f": {truncated} of {len(rows)} rows" in reported[0] and f"(longest {max(whole)})" in reported[0]
+        )
+    else:
+        assert reported == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 50), max_size=60), st.integers(1, 7), st.integers(1, 80))
+def test_batches_cover_the_rows_in_order_within_both_limits(
+    characters, max_rows: int, max_chars: int
+) -> None:
+    batches = list(tokenizing._batches(np.array(characters, dtype=np.int64), max_rows, max_chars))
+    stops = [stop for _, stop in batches]
+    assert [start for start, _ in batches] == [0, *stops][: len(batches)]  # consecutive, from row 0
+    assert (stops[-1] if stops else 0) == len(characters)
+    for start, stop in batches:
+        assert 1 <= stop - start <= max_rows
+        assert stop - start == 1 or sum(characters[start:stop]) <= max_chars  # a long row goes alone
+
+
+MEMORY_SCRIPT = """
+import sys, warnings
+import datasets, numpy as np
+from packbert_utils.tokenizing import load_tokenizer, tokenize_columns
+tokenizer = load_tokenizer()
+vocabulary = [w for w in tokenizer.vocab if w.isalpha() and len(w) > 2][:5000]
+rng = np.random.default_rng(0)
+def texts(count, length):
+    return [" ".join(rng.choice(vocabulary, size=length)) for _ in range(count)]
+singles = datasets.Dataset.from_dict({"text": texts(200, 10_000)})
+pairs = datasets.Dataset.from_dict({"text": texts(4, 3_000), "text_pair": texts(4, 3_000)})
+def size(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key)) / 1024
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) starts again from the current size
+before = size("VmRSS:")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    lengths = [len(ids) for ids in tokenize_columns(singles, tokenizer, 128)["input_ids"]]
+    cut = tokenize_columns(pairs, tokenizer, 128, ("text", "text_pair"))
+    lengths += [len(ids) for ids in cut["input_ids"]]
+print(size("VmHWM:") - before, set(lengths))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="measures peak memory through Linux /proc"
+)
+def test_long_texts_are_tokenized_in_bounded_memory() -> None:
+    """200 texts of 10,000 words and 4 pairs of 3,000-word texts: peak memory grows by far less than 512 MB
+    (the former tokenizing, whole and then truncated by the tokenizer, grew it by 477 MB and 624 MB)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    growth, lengths = done.stdout.split(maxsplit=1)
+    assert lengths.strip() == "{128}"
+    assert float(growth) < 256, f"peak memory grew by {float(growth):.0f} MB"
+
+
+# ---- the task travels with the data ------------------------------------------------------------------
+
+
+def test_tokenizing_takes_the_task_from_the_data(loaded: dict[str, datasets.DatasetDict], tokenizer) -> None:
+    data = loaded["trec"].map(lambda row: {"question": row["question"].lower()})  # .map keeps .task
+    tokenized = tokenize_task(data, tokenizer, 64)
+    assert isinstance(tokenized, TaskDatasetDict) and tokenized.task is data.task == get_task("trec")
+    assert tokenized["test"]["input_ids"][0][:3] == tokenizer(data["test"]["question"][0])["input_ids"][:3]
+    with pytest.raises(TypeError, match=r"carries no task.*task="):
+        tokenize_task(data["test"], tokenizer, 64)  # a single split has no task
+    with pytest.raises(TypeError, match=r"carries no task"):
+        tokenize_task(datasets.DatasetDict(data), tokenizer, 64)
+    with pytest.raises(TypeError, match=r"max_seq_length must be an integer, got 'trec'.*task="):
+        tokenize_task(data, tokenizer, "trec")  # the old argument order
+    override = tokenize_task(
+        data.rename_column("question", "sentence"), tokenizer, 64, task="rotten_tomatoes"
+    )
+    assert override.task.name == "rotten_tomatoes"
+    with pytest.raises(ValueError, match=r"no column\(s\) \['question'\]"):
+        tokenize_task(data.rename_column("question", "sentence"), tokenizer, 64)  # the task no longer fits
+
+
+def test_tokenize_columns_needs_no_task(tokenizer) -> None:
+    texts = datasets.Dataset.from_dict({"review": ["great", "dull"], "stars": [1.0, 0.0]})
+    rows = tokenize_columns(texts, tokenizer, 16, ("review",), label_column="stars")
+    assert rows.column_names == ["label", "idx", "input_ids", "token_type_ids", "attention_mask"]
+    assert rows["label"] == [1.0, 0.0] and rows["input_ids"][0] == tokenizer("great")["input_ids"]
+    with pytest.raises(ValueError, match=r"wrap one name"):
+        tokenize_columns(texts, tokenizer, 16, "review")
+    with pytest.raises(TypeError, match="must hold strings"):
+        tokenize_columns(texts, tokenizer, 16, ("stars",))
+    empty = tokenize_columns(texts.select([]), tokenizer, 16, ("review",))
+    assert len(empty) == 0 and empty.column_names[-3:] == ["input_ids", "token_type_ids", "attention_mask"]
