@@ -16,6 +16,7 @@ The module keeps the parameter names of `BertForSequenceClassification` (`bert`,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from typing import Any
@@ -26,6 +27,7 @@ from transformers import AutoConfig, BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from packbert_utils.masks import additive_attention_mask
+from packbert_utils.offline import hub_or_cache, offline_alternatives
 
 SUPPORTED_PROBLEM_TYPES = ("single_label_classification", "regression")
 
@@ -72,9 +74,8 @@ def _unreachable_checkpoint_error(name: str, err: Exception) -> OSError:
     """Explain the usual reason a checkpoint name fails here: no access to the Hugging Face hub."""
     return OSError(
         f"Could not load checkpoint {name!r}: it is not a local folder, and it is not in the local "
-        "Hugging Face cache while the hub is unreachable (or the name is wrong). On an offline machine use "
-        "the bundled MiniLM model: packbert_utils.default_checkpoint() returns its folder. Setting "
-        f"HF_HUB_OFFLINE=1 makes such failures immediate instead of retrying. Original error: {err}"
+        f"Hugging Face cache while the hub is unreachable (or the name is wrong). {offline_alternatives()} "
+        f"Original error: {err}"
     )
 
 
@@ -202,7 +203,10 @@ class PackedBertForSequenceClassification(BertPreTrainedModel):
         if config is None:
             hub_kwargs = {key: kwargs[key] for key in _HUB_ARGUMENTS if key in kwargs}
             try:
-                config = AutoConfig.from_pretrained(name, **hub_kwargs)
+                with (
+                    contextlib.nullcontext() if is_local else hub_or_cache()
+                ):  # fail at once, not after retries
+                    config = AutoConfig.from_pretrained(name, **hub_kwargs)
             except OSError as err:
                 if is_local:
                     raise
@@ -213,7 +217,8 @@ class PackedBertForSequenceClassification(BertPreTrainedModel):
         _configure(config, num_labels, max_sequences_per_pack, problem_type)
         _check_model_config(config)
         try:
-            return super().from_pretrained(name, *model_args, config=config, **kwargs)
+            with contextlib.nullcontext() if is_local else hub_or_cache():
+                return super().from_pretrained(name, *model_args, config=config, **kwargs)
         except OSError as err:
             if is_local:
                 raise

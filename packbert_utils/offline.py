@@ -115,9 +115,11 @@ def _probe(url: str, timeout: float) -> bool:
         try:
             urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
             outcome.append(True)
-        except urllib.error.HTTPError:
-            outcome.append(True)  # an HTTP answer, even an error status, means the hub is there
-        except (OSError, ValueError):
+        except urllib.error.HTTPError as error:
+            # The hub's front page answers 200. A proxy or firewall in the way answers for any address
+            # (404, 502, 503 ...); only "log in first" means a hub (a private mirror) is there.
+            outcome.append(error.code in (401, 403))
+        except Exception:  # no network, a bad HF_ENDPOINT, anything else: the hub is not usable
             outcome.append(False)
 
     # The socket timeout does not cover the DNS lookup, which can hang on a machine without network;
@@ -130,6 +132,9 @@ def _probe(url: str, timeout: float) -> bool:
 
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
     """Whether the Hugging Face hub answers, probed once per process and endpoint (HF_ENDPOINT).
+
+    An error status other than 401/403 counts as unreachable: on networks that intercept traffic,
+    every address "answers" with 404 or 5xx, and the libraries would then retry for a minute.
 
     >>> isinstance(hub_reachable(), bool)
     True

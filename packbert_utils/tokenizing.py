@@ -14,6 +14,7 @@ but not bounded: for a pair it builds every combination of the overflowing piece
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -63,7 +64,7 @@ def load_tokenizer(checkpoint: str | None = None) -> Any:
             "the model with tokenizer.save_pretrained(folder)."
         )
     try:
-        with hub_or_cache():
+        with contextlib.nullcontext() if Path(name).is_dir() else hub_or_cache():
             return AutoTokenizer.from_pretrained(name)
     except hub_errors() as error:
         if Path(name).is_dir():

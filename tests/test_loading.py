@@ -12,9 +12,10 @@ from pathlib import Path
 import datasets
 import pytest
 
+from packbert_utils import offline
 from packbert_utils.loading import TaskUnavailableError, load_task
-from packbert_utils.tasks import get_task
-from packbert_utils.tokenizing import load_tokenizer
+from packbert_utils.tasks import TaskDatasetDict, get_task
+from packbert_utils.tokenizing import load_tokenizer, tokenize_task
 
 SPLITS = ("train", "validation", "test")
 
@@ -208,3 +209,101 @@ def test_local_file_path_errors(tmp_path: Path) -> None:
     other.write_text("text\n")
     with pytest.raises(ValueError, match="unsupported file type"):
         load_task(str(other))
+
+
+# ---- failing fast without the hub, whatever the environment ----------------------------------------------
+
+
+@pytest.fixture
+def nothing_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for a user who set no HF_HUB_OFFLINE: the libraries would contact the hub, and the hub does not
+    answer (its endpoint is a closed local port here, so this holds on a machine with network too)."""
+    import huggingface_hub.constants
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(offline, "_probe_results", {})
+
+
+def test_hub_names_fail_fast_and_name_what_works_offline(nothing_set: None) -> None:
+    start = time.perf_counter()
+    with pytest.raises(TaskUnavailableError) as caught:
+        load_task("sst2")
+    task_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    with pytest.raises(OSError) as tokenizer_error:
+        load_tokenizer("bert-base-uncased")
+    tokenizer_seconds = time.perf_counter() - start
+    for error in (caught.value, tokenizer_error.value):
+        message = str(error)
+        assert "rotten_tomatoes" in message and "movie_match" in message  # the offline tasks
+        assert "default_checkpoint()" in message  # and the bundled model
+    # Correctness bounds, not speed targets: the libraries' own retries take about 30 s here.
+    assert task_seconds < 10 and tokenizer_seconds < 10, (task_seconds, tokenizer_seconds)
+    assert datasets.config.HF_HUB_OFFLINE is False  # offline mode was forced for the calls only
+
+
+# ---- the task travels from a local file ------------------------------------------------------------------
+
+
+@pytest.fixture
+def reviews(tmp_path: Path) -> Path:
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "stars"])
+        writer.writerows([f"a {'good' if i % 2 else 'bad'} film, number {i}", i % 2] for i in range(40))
+    return path
+
+
+def test_a_local_file_is_read_once_and_its_task_travels(
+    reviews: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []
+    load_dataset = datasets.load_dataset
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *args, **kwargs: reads.append(args) or load_dataset(*args, **kwargs)
+    )
+    data = load_task(reviews, text_columns=("review",), label_column="stars")
+    assert isinstance(data, TaskDatasetDict)
+    assert (data.task.text_columns, data.task.num_labels, data.task.name) == (("review",), 2, str(reviews))
+    tokenized = tokenize_task(data, load_tokenizer(), 32)  # no names repeated
+    assert tokenized.task is data.task and tokenized["train"]["label"] == data["train"]["label"]
+    assert load_task(data) is data and get_task(data) is data.task  # loaded data stands for its task
+    assert len(reads) == 1  # the file was read once
+    with pytest.raises(ValueError, match="not a registered task"):
+        load_task(data.task)  # a spec alone does not say where its data is
+    assert load_task(get_task("trec")).task is get_task("trec")
+
+
+def test_the_cli_names_the_columns_of_a_local_file_once(reviews: Path, capsys: pytest.CaptureFixture) -> None:
+    from packbert_utils.__main__ import main
+
+    arguments = ["stats", "--task", str(reviews), "--text-columns", "review", "--label-column", "stars"]
+    assert main([*arguments, "--max-seq-length", "32", "--max-seq-per-pack", "4"]) == 0
+    assert f"Packing 32 '{reviews}' train sequences into rows of 32 tokens" in capsys.readouterr().out
+    assert main(["stats", "--task", str(reviews)]) == 2  # without the names: a one-line error
+    assert "columns ['text', 'label'] not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fine_tune_reads_a_local_file_once(reviews: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from packbert_utils.training import fine_tune
+
+    reads = []
+    load_dataset = datasets.load_dataset
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *args, **kwargs: reads.append(args) or load_dataset(*args, **kwargs)
+    )
+    tiny = {
+        "max_seq_length": 32,
+        "max_seq_per_pack": 4,
+        "sequences_per_step": 8,
+        "max_steps": 1,
+        "progress": False,
+    }
+    result = fine_tune(str(reviews), text_columns=("review",), label_column="stars", **tiny)
+    assert len(reads) == 1 and result.model.config.num_labels == 2 and "f1" in result.metrics

@@ -3,10 +3,14 @@ splits through the usual DatasetDict transformations."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
+import datasets
 import pytest
 
 from packbert_utils.loading import load_task
-from packbert_utils.tasks import TASKS, TaskSpec, get_task, offline_task_names
+from packbert_utils.tasks import TASKS, TaskDatasetDict, TaskSpec, get_task, offline_task_names
 
 # ---- the task registry ------------------------------------------------------------------------------
 
@@ -92,3 +96,64 @@ def test_task_spec_refuses_contradictions() -> None:
         get_task("trec", text_columns=("text",))
     with pytest.raises(ValueError, match="only applies to local data files"):
         load_task("trec", label_column="coarse")
+
+
+def test_get_task_is_the_one_lookup() -> None:
+    spec = get_task("movie_match")
+    assert get_task(spec) is spec  # a TaskSpec stands for itself
+    data = TaskDatasetDict({"train": datasets.Dataset.from_dict({"plot": ["p"], "review": ["r"]})}, task=spec)
+    assert get_task(data) is spec  # data that carries its task
+    assert get_task(data, text_columns=("plot", "review")) is spec
+    with pytest.raises(ValueError, match="only applies to local data files"):
+        get_task(data, label_column="match")
+    with pytest.raises(TypeError, match="task name, a data file path, a TaskSpec or data from load_task"):
+        get_task(3)
+
+
+# ---- TaskDatasetDict: the task travels with the splits -------------------------------------------------
+
+
+@pytest.fixture
+def carried() -> TaskDatasetDict:
+    split = datasets.Dataset.from_dict({"question": ["what is it ?", "who is he ?"], "label": [1, 3]})
+    return TaskDatasetDict({"train": split, "test": split}, task=get_task("trec"))
+
+
+@pytest.mark.filterwarnings("ignore:Specifying null_placement:FutureWarning")  # pyarrow, inside sort()
+def test_the_task_survives_the_dataset_dict_transformations(carried: TaskDatasetDict) -> None:
+    spec = carried.task
+    kept = {
+        "map": carried.map(lambda row: {"length": len(row["question"])}),
+        "filter": carried.filter(lambda row: row["label"] == 1),
+        "shuffle": carried.shuffle(seed=0),
+        "sort": carried.sort("label"),
+        "select_columns": carried.select_columns(["question", "label"]),
+        "remove_columns": carried.remove_columns("label"),
+        "rename_column": carried.rename_column("label", "coarse"),
+        "cast_column": carried.cast_column("label", datasets.Value("int64")),
+        "flatten_indices": carried.shuffle(seed=1).flatten_indices(),
+        "with_format": carried.with_format("numpy"),
+        "deepcopy": copy.deepcopy(carried),
+        "pickle": pickle.loads(pickle.dumps(carried)),
+        "again": TaskDatasetDict(carried),  # rebuilt from data that carries a task
+    }
+    for name, result in kept.items():
+        assert isinstance(result, TaskDatasetDict), name
+        assert result.task == spec, name
+        assert list(result) == ["train", "test"], name
+    assert kept["filter"]["train"]["label"] == [1]  # the transformation itself still happened
+    # What loses it, as documented: a single split, and a dict built anew.
+    assert type(carried["train"]) is datasets.Dataset
+    assert not isinstance(datasets.DatasetDict(dict(carried)), TaskDatasetDict)
+    assert "task='trec'" in repr(carried)
+
+
+def test_task_dataset_dict_refuses_what_is_not_a_task_or_a_split(carried: TaskDatasetDict) -> None:
+    with pytest.raises(ValueError, match="needs task="):
+        TaskDatasetDict(datasets.DatasetDict(dict(carried)))
+    with pytest.raises(TypeError, match="must be a TaskSpec"):
+        TaskDatasetDict(dict(carried), task="trec")
+    with pytest.raises(TypeError, match="should be of type `Dataset`"):
+        TaskDatasetDict({"train": [1, 2]}, task=carried.task)
+    other = TaskDatasetDict(carried, task=get_task("trec_fine"))  # an explicit task describes the data
+    assert other.task.name == "trec_fine" and carried.task.name == "trec"
