@@ -84,6 +84,11 @@ def load_task(
     """
     if isinstance(task, TaskDatasetDict):
         check_columns_agree(task.task, text_columns, label_column)
+        if (validation_fraction, test_fraction, seed) != (0.1, 0.1, 0):
+            raise ValueError(
+                f"The data of task {task.task.name!r} is already loaded and split; validation_fraction, "
+                "test_fraction and seed only apply when loading it: load_task(name_or_path, ...)."
+            )
         return task
     if isinstance(task, TaskSpec):
         if TASKS.get(task.name) != task:
@@ -99,10 +104,10 @@ def load_task(
     spec = get_task(name, text_columns=text_columns, label_column=label_column)  # lists valid names
     if spec.offline:
         return _load_offline(spec, validation_fraction, test_fraction, seed)
-    if (validation_fraction, test_fraction) != (0.1, 0.1):
+    if (validation_fraction, test_fraction, seed) != (0.1, 0.1, 0):
         warnings.warn(
-            f"GLUE task {spec.name!r} comes with official splits; validation_fraction and test_fraction "
-            "are ignored.",
+            f"GLUE task {spec.name!r} comes with official splits; validation_fraction, test_fraction and "
+            "seed are ignored.",
             UserWarning,
             stacklevel=2,
         )

@@ -211,7 +211,7 @@ def _check_max_seq_length(max_seq_length: Any, tokenizer: Any, num_segments: int
 
 
 def _encode(tokenizer: Any, texts: list[list[str]], max_length: int | None) -> Any:
-    encoded = tokenizer(
+    return tokenizer(
         *texts,
         truncation="longest_first" if max_length is not None else False,
         max_length=max_length,
@@ -220,7 +220,6 @@ def _encode(tokenizer: Any, texts: list[list[str]], max_length: int | None) -> A
         return_attention_mask=True,
         verbose=False,  # over-long rows are counted and reported by the caller
     )
-    return encoded
 
 
 def _batches(characters: np.ndarray, max_rows: int, max_characters: int) -> Iterator[tuple[int, int]]:

@@ -273,6 +273,8 @@ def test_a_local_file_is_read_once_and_its_task_travels(
     tokenized = tokenize_task(data, load_tokenizer(), 32)  # no names repeated
     assert tokenized.task is data.task and tokenized["train"]["label"] == data["train"]["label"]
     assert load_task(data) is data and get_task(data) is data.task  # loaded data stands for its task
+    with pytest.raises(ValueError, match="already loaded and split"):
+        load_task(data, seed=1)
     assert len(reads) == 1  # the file was read once
     with pytest.raises(ValueError, match="not a registered task"):
         load_task(data.task)  # a spec alone does not say where its data is
