@@ -9,7 +9,7 @@ so import them directly: `from packbert_utils.training import fine_tune`.
 from .data import TASKS, default_checkpoint, load_task, load_tokenizer, sequence_lengths, tokenize_task
 from .masks import additive_attention_mask, block_diagonal_mask
 from .metrics import task_metrics
-from .packed_dataset import CLS_LAYOUTS, pack_dataset, pack_statistics, unpack, unpack_tokens
+from .packed_dataset import CLS_LAYOUTS, pack_dataset, packed_plan, unpack, unpack_tokens
 from .packing import ALGORITHMS, PackingPlan, pack_histogram, sequence_length_histogram
 
 __all__ = [
@@ -24,7 +24,7 @@ __all__ = [
     "load_tokenizer",
     "pack_dataset",
     "pack_histogram",
-    "pack_statistics",
+    "packed_plan",
     "sequence_length_histogram",
     "sequence_lengths",
     "task_metrics",
