@@ -29,7 +29,7 @@ from transformers import BertForSequenceClassification, PreTrainedModel
 
 from .data import TaskSpec, load_tokenizer, tokenize_task
 from .modeling import PackedBertForSequenceClassification, check_supported_config
-from .packed_dataset import pack_dataset, pack_statistics, unpack
+from .packed_dataset import pack_dataset, packed_plan, unpack
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 """Row length and truncation length. Sentence-level texts fit whole (Rotten Tomatoes snippets: at most
@@ -57,16 +57,16 @@ the model's time on a CPU."""
 class PackingStats:
     """What a predict call computed: packed rows against texts, real tokens against row capacity.
 
-    `num_rows` is the number of rows the model ran; without packing it would run one row per text
-    (`num_sequences`), so `packing_factor` is the saving in rows. `token_efficiency` is the share of
-    the rows' `max_seq_length` positions that hold real tokens (the paper's measure). Batches are cut
-    to their longest row, so `computed_tokens` (positions actually run) can be below
-    `num_rows * max_seq_length`. `seconds` covers tokenizing, packing and the model; `model_seconds`
+    `num_packs` is the number of rows the model ran; without packing it would run one row per text
+    (`num_sequences`), so `packing_factor` is the saving in rows. `efficiency` is the share of the
+    rows' `max_seq_length` positions that hold real tokens (the paper's measure, as in `PackingPlan`).
+    Batches are cut to their longest row, so `computed_tokens` (positions actually run) can be below
+    `num_packs * max_seq_length`. `seconds` covers tokenizing, packing and the model; `model_seconds`
     the forward passes only.
     """
 
     num_sequences: int
-    num_rows: int
+    num_packs: int
     num_tokens: int
     computed_tokens: int
     max_seq_length: int
@@ -76,13 +76,13 @@ class PackingStats:
     model_seconds: float
 
     @property
-    def token_efficiency(self) -> float:
-        capacity = self.num_rows * self.max_seq_length
+    def efficiency(self) -> float:
+        capacity = self.num_packs * self.max_seq_length
         return self.num_tokens / capacity if capacity else 0.0
 
     @property
     def packing_factor(self) -> float:
-        return self.num_sequences / self.num_rows if self.num_rows else 0.0
+        return self.num_sequences / self.num_packs if self.num_packs else 0.0
 
     @property
     def sequences_per_second(self) -> float:
@@ -92,7 +92,7 @@ class PackingStats:
         """All fields and derived values, e.g. for a results table."""
         return {
             **asdict(self),
-            "token_efficiency": self.token_efficiency,
+            "efficiency": self.efficiency,
             "packing_factor": self.packing_factor,
             "sequences_per_second": self.sequences_per_second,
         }
@@ -202,7 +202,7 @@ class PackedTextClassifier:
     ) -> Iterator[np.ndarray]:
         start_time = time.perf_counter()
         self.model.eval()  # a shared model may have been switched to training mode since
-        totals = {"num_sequences": 0, "num_rows": 0, "num_tokens": 0, "computed_tokens": 0, "num_chunks": 0}
+        totals = {"num_sequences": 0, "num_packs": 0, "num_tokens": 0, "computed_tokens": 0, "num_chunks": 0}
         model_seconds = 0.0
         self._last_stats = None
         with tqdm(total=total, unit="text", desc="packed inference", disable=not progress) as bar:
@@ -267,11 +267,11 @@ class PackedTextClassifier:
             raise RuntimeError(
                 f"Packing returned {len(logits)} predictions for {len(texts)} texts; this is a bug."
             )
-        stats = pack_statistics(packed)
+        plan = packed_plan(packed)
         counts = {
-            "num_sequences": int(stats["num_sequences"]),
-            "num_rows": int(stats["num_packs"]),
-            "num_tokens": int(stats["num_tokens"]),
+            "num_sequences": plan.num_sequences,
+            "num_packs": plan.num_packs,
+            "num_tokens": plan.num_tokens,
             "computed_tokens": computed,
         }
         return logits, counts, model_seconds

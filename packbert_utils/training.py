@@ -31,7 +31,7 @@ from transformers import (
 from .data import TaskSpec, default_checkpoint, load_task, load_tokenizer, task_spec, tokenize_task
 from .metrics import drop_empty_slots, task_metrics
 from .modeling import PackedBertForSequenceClassification
-from .packed_dataset import pack_dataset, pack_statistics
+from .packed_dataset import pack_dataset, packed_plan
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 """packed: several sequences per row. max_length: every sequence padded to max_seq_length (the
@@ -64,7 +64,7 @@ class TrainingResult:
         return self.train_tokens / self.train_runtime_s
 
     @property
-    def token_efficiency(self) -> float:
+    def efficiency(self) -> float:
         """Fraction of the tokens the model computed on that were real, not padding."""
         return self.train_tokens / self.computed_tokens if self.computed_tokens else 0.0
 
@@ -75,7 +75,7 @@ class TrainingResult:
         values.update(
             sequences_per_s=self.sequences_per_s,
             tokens_per_s=self.tokens_per_s,
-            token_efficiency=self.token_efficiency,
+            efficiency=self.efficiency,
         )
         return values
 
@@ -153,7 +153,7 @@ def fine_tune(
     if variant == "packed":
         train_data = pack_dataset(train_rows, max_seq_length, max_seq_per_pack, algorithm, seed=seed)
         eval_data = pack_dataset(eval_rows, max_seq_length, max_seq_per_pack, algorithm)
-        packing_factor = pack_statistics(train_data)["packing_factor"]
+        packing_factor = packed_plan(train_data).packing_factor
         batch_size = max(1, round(per_device_sequences / packing_factor))
         eval_batch_size = max(1, round(64 / packing_factor))
         model = PackedBertForSequenceClassification.from_pretrained(

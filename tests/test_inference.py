@@ -127,10 +127,10 @@ def test_single_sentences_match_the_unpacked_model(classifier, sentences, refere
     assert stats.num_sequences == len(sentences)
     assert stats.num_tokens == sum(lengths)
     assert stats.num_chunks == -(-len(sentences) // 50)
-    assert stats.num_rows * 3 < len(sentences), "mean 27 tokens: 128-token rows should hold over 3 texts"
-    assert stats.token_efficiency == pytest.approx(sum(lengths) / (stats.num_rows * 128))
-    assert stats.packing_factor == pytest.approx(len(sentences) / stats.num_rows)
-    assert stats.num_tokens <= stats.computed_tokens <= stats.num_rows * 128
+    assert stats.num_packs * 3 < len(sentences), "mean 27 tokens: 128-token rows should hold over 3 texts"
+    assert stats.efficiency == pytest.approx(sum(lengths) / (stats.num_packs * 128))
+    assert stats.packing_factor == pytest.approx(len(sentences) / stats.num_packs)
+    assert stats.num_tokens <= stats.computed_tokens <= stats.num_packs * 128
     assert 0 <= stats.model_seconds <= stats.seconds
 
 
@@ -145,7 +145,7 @@ def test_pairs_match_the_unpacked_model_with_pair_truncation(classifier, pairs, 
     with pytest.warns(TruncationWarning):
         actual = clf.predict(plots, reviews, progress=False)
     _close(actual, expected)
-    assert clf.last_stats.num_rows < len(plots), "short pairs should share rows"
+    assert clf.last_stats.num_packs < len(plots), "short pairs should share rows"
 
 
 def test_truncation_is_the_tokenizers(saved, plain, tokenizer, sentences, reference):
@@ -251,7 +251,7 @@ def test_empty_input_gives_an_empty_array(classifier):
     for empty in ([], iter([])):
         out = classifier.predict(empty, progress=False)
         assert out.shape == (0, 3) and out.dtype == np.float32
-        assert classifier.last_stats.num_sequences == 0 and classifier.last_stats.num_rows == 0
+        assert classifier.last_stats.num_sequences == 0 and classifier.last_stats.num_packs == 0
     assert classifier.predict_labels([], progress=False) == []
 
 
