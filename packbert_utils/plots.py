@@ -276,7 +276,7 @@ def plot_efficiency_sweep(sweep: pd.DataFrame) -> Figure:
             part["max_seq_per_pack"], 100 * part["efficiency"], "o-", color=colour, label=f"L = {length}"
         )
         right.plot(
-            part["max_seq_per_pack"], part["achieved_speedup"], "o-", color=colour, label=f"L = {length}"
+            part["max_seq_per_pack"], part["packing_factor"], "o-", color=colour, label=f"L = {length}"
         )
         right.axhline(part["theoretical_speedup"].iloc[0], color=colour, linestyle="--", linewidth=1)
     for ax in (left, right):
