@@ -169,7 +169,7 @@ class _PackedModel:
     @classmethod
     def _apply_settings(
         cls, config: Any, *, max_seq_per_pack: int | None = None, num_labels: int | None = None
-    ):
+    ) -> None:
         if num_labels is not None:
             config.num_labels = check_positive_int(num_labels, "num_labels")
         if max_seq_per_pack is not None:
@@ -383,6 +383,14 @@ class PackedModelForTokenClassification(_PackedModel):
     gets with its sequence alone; `packed_dataset.unpack_tokens` returns them per sequence in token
     order. Labels are one class id per token (`IGNORE_INDEX` for unlabelled tokens and padding).
     `max_seq_per_pack` is optional here: it is only used to check `cls_positions`.
+
+    >>> config = AutoConfig.for_model("electra", vocab_size=50, embedding_size=8, hidden_size=16,
+    ...     num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=5)
+    >>> model = PackedModelForTokenClassification(config).eval()
+    >>> out = model(input_ids=torch.tensor([[2, 7, 3, 2, 9, 3]]),
+    ...             attention_mask=torch.tensor([[1, 1, 1, 2, 2, 2]]))
+    >>> type(model).__name__, tuple(out.logits.shape)
+    ('PackedElectraForTokenClassification', (1, 6, 5))
     """
 
     _packbert_task = "token"
@@ -466,6 +474,12 @@ class PackedBertForSequenceClassification(
 
     It is what `PackedModelForSequenceClassification` builds for BERT checkpoints; new code should use
     the general name.
+
+    >>> from transformers import BertConfig
+    >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+    ...     intermediate_size=32, max_seq_per_pack=2)
+    >>> type(PackedModelForSequenceClassification(config)) is PackedBertForSequenceClassification
+    True
     """
 
     _packbert_family = FAMILIES["bert"]

@@ -393,3 +393,18 @@ def test_bad_multi_label_targets_are_refused(checkpoints, labels, error):
         labels = torch.cat([labels, empty], dim=1)
     with pytest.raises((ValueError, TypeError), match=error):
         packed(**inputs, labels=labels)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bf16_autocast_packs_stay_finite_and_close(case):
+    """The mask follows autocast's dtype: no NaN on padding rows, and bf16 precision against bf16 alone."""
+    task = "single_label_classification"
+    plain, packed = fresh_models(case, task, FAMILIES[CASES[case][0]].attention[-1])
+    batch = packed_batch(case, task, layouts(case)[-1])
+    rows = sequences(case)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = packed(**{k: v for k, v in batch.items() if k not in ("example_ids", "labels")}).logits
+        alone = torch.stack([plain(**model_inputs([r], plain.config)).logits[0].float() for r in rows])
+    assert torch.isfinite(logits).all()
+    got = torch.as_tensor(unpack(logits.float(), batch["example_ids"]))
+    assert (got - alone).abs().max().item() <= 0.1
