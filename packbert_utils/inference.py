@@ -1,7 +1,7 @@
 """Fast inference: classify many texts by packing several of them into every row the model computes.
 
 Padding every text to a fixed length wastes most of each row on short texts; packing fills rows with
-whole texts instead, and `PackedBertForSequenceClassification` gives every text exactly the logits it
+whole texts instead, and `PackedModelForSequenceClassification` gives every text exactly the logits it
 would get alone. For inference the packing factor is free: nothing depends on how many texts share a
 row (no loss scaling, no effective batch size), so rows may hold many more texts than in training.
 
@@ -13,7 +13,6 @@ texts and a generator of texts works too.
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sized
@@ -25,10 +24,11 @@ import datasets
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import BertForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
 from .data import TaskSpec, load_tokenizer, tokenize_task
-from .modeling import PackedBertForSequenceClassification, check_supported_config
+from .families import family_of
+from .modeling import PackedModelForSequenceClassification
 from .packed_dataset import pack_dataset, packed_plan, unpack
 
 DEFAULT_MAX_SEQ_LENGTH = 128
@@ -101,8 +101,8 @@ class PackingStats:
 class PackedTextClassifier:
     """Classify texts (or text pairs) with a BERT sequence classifier, several texts per row.
 
-    `model_or_path` is a `PackedBertForSequenceClassification` or `BertForSequenceClassification`
-    instance, or a checkpoint folder (or hub name) of a fine-tuned BERT sequence classifier. A model
+    `model_or_path` is a `PackedModelForSequenceClassification` or a plain sequence classifier of a
+    supported family (`families.py`), or a checkpoint folder (or hub name) of a fine-tuned one. A model
     instance is not copied: the classifier shares its weights (moved to `device`, set to eval mode), and
     a packed model trained with a few texts per row is used here with `max_seq_per_pack` slots; its own
     config is left unchanged. `tokenizer` is a tokenizer or its folder; by default it is loaded from the
@@ -305,16 +305,16 @@ def _positive_int(value: Any, name: str) -> int:
 
 def _packed_model(
     model_or_path: Any, max_seq_per_pack: int
-) -> tuple[PackedBertForSequenceClassification, str | None]:
+) -> tuple[PackedModelForSequenceClassification, str | None]:
     """A packed classifier with `max_seq_per_pack` slots, and the folder/name it came from (if known).
 
-    Instances are wrapped, not copied: an empty packed shell (built on the meta device, so no weights
-    are allocated) takes over their `bert`, `dropout` and `classifier` modules under its own config.
+    Instances are wrapped, not copied: `PackedModelForSequenceClassification.from_model` shares their
+    modules under a copy of their config.
     """
     if isinstance(model_or_path, str | os.PathLike):
         name = os.fspath(model_or_path)
-        model, info = PackedBertForSequenceClassification.from_pretrained(
-            name, max_sequences_per_pack=max_seq_per_pack, output_loading_info=True
+        model, info = PackedModelForSequenceClassification.from_pretrained(
+            name, max_seq_per_pack=max_seq_per_pack, output_loading_info=True
         )
         missing = sorted(key for key in info["missing_keys"] if key.startswith("classifier."))
         if missing:
@@ -324,24 +324,20 @@ def _packed_model(
                 "and pass the saved classifier's folder."
             )
         return model, name
-    if isinstance(model_or_path, PackedBertForSequenceClassification | BertForSequenceClassification):
-        config = copy.deepcopy(model_or_path.config)
-        config.max_sequences_per_pack = max_seq_per_pack
-        with torch.device("meta"):
-            shell = PackedBertForSequenceClassification(config)
-        shell.bert = model_or_path.bert
-        shell.dropout = model_or_path.dropout
-        shell.classifier = model_or_path.classifier
-        return shell, getattr(model_or_path, "name_or_path", None) or None
     if isinstance(model_or_path, PreTrainedModel):
-        check_supported_config(model_or_path.config)  # a clear error for other architectures
+        plain = family_of(model_or_path.config).sequence_class  # a clear error for other architectures
+        if isinstance(model_or_path, plain):
+            shell = PackedModelForSequenceClassification.from_model(
+                model_or_path, max_seq_per_pack=max_seq_per_pack
+            )
+            return shell, getattr(model_or_path, "name_or_path", None) or None
         raise TypeError(
-            f"{type(model_or_path).__name__} is not a sequence classifier; pass a "
-            "BertForSequenceClassification or PackedBertForSequenceClassification (or a checkpoint folder)."
+            f"{type(model_or_path).__name__} is not a sequence classifier; pass a {plain.__name__} "
+            "or PackedModelForSequenceClassification (or a checkpoint folder)."
         )
     raise TypeError(
-        "model_or_path must be a PackedBertForSequenceClassification or BertForSequenceClassification "
-        f"instance, or a checkpoint folder; got {type(model_or_path).__name__}."
+        "model_or_path must be a PackedModelForSequenceClassification or a sequence classifier of a "
+        f"supported family, or a checkpoint folder; got {type(model_or_path).__name__}."
     )
 
 

@@ -30,7 +30,7 @@ from transformers import (
 
 from .data import TaskSpec, default_checkpoint, load_task, load_tokenizer, task_spec, tokenize_task
 from .metrics import drop_empty_slots, task_metrics
-from .modeling import PackedBertForSequenceClassification
+from .modeling import PackedModelForSequenceClassification
 from .packed_dataset import pack_dataset, packed_plan
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
@@ -156,16 +156,14 @@ def fine_tune(
         packing_factor = packed_plan(train_data).packing_factor
         batch_size = max(1, round(per_device_sequences / packing_factor))
         eval_batch_size = max(1, round(64 / packing_factor))
-        model = PackedBertForSequenceClassification.from_pretrained(
+        # Its loss is already a mean over the real sequences of a batch (accepts_loss_kwargs = False).
+        model = PackedModelForSequenceClassification.from_pretrained(
             checkpoint,
             num_labels=spec.num_labels,
-            max_sequences_per_pack=max_seq_per_pack,
+            max_seq_per_pack=max_seq_per_pack,
             problem_type=spec.problem_type,
             attn_implementation=attn_implementation,
         )
-        # The packed loss is already a mean over the real sequences of a batch; let the Trainer
-        # divide by accumulation steps rather than pass a token count meant for language models.
-        model.accepts_loss_kwargs = False
         collator = default_data_collator
     else:
         keep = ["input_ids", "token_type_ids", "attention_mask", "label"]
