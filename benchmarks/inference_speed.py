@@ -88,8 +88,8 @@ def _predictor(method: str, folder: str):
             return classifier.predict(texts, progress=False)
 
         packed.stats = lambda: {
-            "rows": classifier.last_stats.num_rows,
-            "efficiency": classifier.last_stats.token_efficiency,
+            "rows": classifier.last_stats.num_packs,
+            "efficiency": classifier.last_stats.efficiency,
         }
         return packed
 

@@ -47,7 +47,7 @@ def run(settings: dict[str, Any], variants: list[str], seeds: list[int]) -> list
             rows.append(summary)
             print(
                 f"seed {seed} {variant:>10}: accuracy {summary['eval_accuracy']:.4f}, "
-                f"{summary['sequences_per_s']:.1f} seq/s, efficiency {summary['token_efficiency']:.3f}, "
+                f"{summary['sequences_per_s']:.1f} seq/s, efficiency {summary['efficiency']:.3f}, "
                 f"{summary['train_runtime_s']:.0f} s training, peak {summary['peak_rss_gb']:.2f} GB",
                 flush=True,
             )
@@ -81,7 +81,7 @@ def table(rows: list[dict[str, Any]], variants: list[str], settings: dict[str, A
         lines.append(
             f"| {variant} | {100 * statistics.mean(accuracy):.2f} ± {100 * spread:.2f} "
             f"| {speed[variant]:.1f} | {statistics.median(values(variant, 'tokens_per_s')):,.0f} "
-            f"| {statistics.median(values(variant, 'token_efficiency')):.3f} "
+            f"| {statistics.median(values(variant, 'efficiency')):.3f} "
             f"| {statistics.median(values(variant, 'train_runtime_s')):.0f} "
             f"| {max(values(variant, 'peak_rss_gb')):.2f} | {versus[0]} | {versus[1]} |"
         )

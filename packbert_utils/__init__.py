@@ -11,7 +11,7 @@ from .loading import load_task
 from .masks import additive_attention_mask, block_diagonal_mask
 from .metrics import task_metrics
 from .offline import default_checkpoint
-from .packed_dataset import CLS_LAYOUTS, pack_dataset, pack_statistics, unpack, unpack_tokens
+from .packed_dataset import CLS_LAYOUTS, pack_dataset, packed_plan, unpack, unpack_tokens
 from .packing import ALGORITHMS, PackingPlan, pack_histogram, sequence_length_histogram
 from .tasks import TASKS, TaskDatasetDict, TaskSpec, get_task, offline_task_names
 from .tokenizing import load_tokenizer, sequence_lengths, tokenize_columns, tokenize_task
@@ -32,7 +32,7 @@ __all__ = [
     "offline_task_names",
     "pack_dataset",
     "pack_histogram",
-    "pack_statistics",
+    "packed_plan",
     "sequence_length_histogram",
     "sequence_lengths",
     "task_metrics",

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--task", default="rotten_tomatoes", help="a task name or a local data file")
     _add_column_arguments(train)
     train.add_argument("--checkpoint", default=None, help="default: the bundled MiniLM")
-    train.add_argument("--variant", default="packed", help="packed, max_length, dynamic or grouped")
+    train.add_argument("--variant", default="packed", choices=("packed", "max_length", "dynamic", "grouped"))
     train.add_argument("--max-seq-length", type=int, default=128)
     train.add_argument("--max-seq-per-pack", type=int, default=12)
     train.add_argument("--sequences-per-step", type=int, default=32)
@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             _train(args)
         elif args.command == "images":
             _images(args)
-    except (ValueError, KeyError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
+        # One line, no traceback: the messages say what to change.
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,7 +1,7 @@
 """Fast inference: classify many texts by packing several of them into every row the model computes.
 
 Padding every text to a fixed length wastes most of each row on short texts; packing fills rows with
-whole texts instead, and `PackedBertForSequenceClassification` gives every text exactly the logits it
+whole texts instead, and `PackedModelForSequenceClassification` gives every text exactly the logits it
 would get alone. For inference the packing factor is free: nothing depends on how many texts share a
 row (no loss scaling, no effective batch size), so rows may hold many more texts than in training.
 
@@ -13,7 +13,6 @@ for any number of texts and a generator of texts works too.
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sized
@@ -25,10 +24,11 @@ import datasets
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import BertForSequenceClassification, PreTrainedModel
+from transformers import PreTrainedModel
 
-from .modeling import PackedBertForSequenceClassification, check_supported_config
-from .packed_dataset import pack_dataset, pack_statistics, unpack
+from .families import family_of
+from .modeling import PackedModelForSequenceClassification
+from .packed_dataset import pack_dataset, packed_plan, unpack
 from .tokenizing import load_tokenizer, tokenize_columns
 
 DEFAULT_MAX_SEQ_LENGTH = 128
@@ -57,16 +57,16 @@ the model's time on a CPU."""
 class PackingStats:
     """What a predict call computed: packed rows against texts, real tokens against row capacity.
 
-    `num_rows` is the number of rows the model ran; without packing it would run one row per text
-    (`num_sequences`), so `packing_factor` is the saving in rows. `token_efficiency` is the share of
-    the rows' `max_seq_length` positions that hold real tokens (the paper's measure). Batches are cut
-    to their longest row, so `computed_tokens` (positions actually run) can be below
-    `num_rows * max_seq_length`. `seconds` covers tokenizing, packing and the model; `model_seconds`
+    `num_packs` is the number of rows the model ran; without packing it would run one row per text
+    (`num_sequences`), so `packing_factor` is the saving in rows. `efficiency` is the share of the
+    rows' `max_seq_length` positions that hold real tokens (the paper's measure, as in `PackingPlan`).
+    Batches are cut to their longest row, so `computed_tokens` (positions actually run) can be below
+    `num_packs * max_seq_length`. `seconds` covers tokenizing, packing and the model; `model_seconds`
     the forward passes only.
     """
 
     num_sequences: int
-    num_rows: int
+    num_packs: int
     num_tokens: int
     computed_tokens: int
     max_seq_length: int
@@ -76,13 +76,13 @@ class PackingStats:
     model_seconds: float
 
     @property
-    def token_efficiency(self) -> float:
-        capacity = self.num_rows * self.max_seq_length
+    def efficiency(self) -> float:
+        capacity = self.num_packs * self.max_seq_length
         return self.num_tokens / capacity if capacity else 0.0
 
     @property
     def packing_factor(self) -> float:
-        return self.num_sequences / self.num_rows if self.num_rows else 0.0
+        return self.num_sequences / self.num_packs if self.num_packs else 0.0
 
     @property
     def sequences_per_second(self) -> float:
@@ -92,7 +92,7 @@ class PackingStats:
         """All fields and derived values, e.g. for a results table."""
         return {
             **asdict(self),
-            "token_efficiency": self.token_efficiency,
+            "efficiency": self.efficiency,
             "packing_factor": self.packing_factor,
             "sequences_per_second": self.sequences_per_second,
         }
@@ -101,8 +101,8 @@ class PackingStats:
 class PackedTextClassifier:
     """Classify texts (or text pairs) with a BERT sequence classifier, several texts per row.
 
-    `model_or_path` is a `PackedBertForSequenceClassification` or `BertForSequenceClassification`
-    instance, or a checkpoint folder (or hub name) of a fine-tuned BERT sequence classifier. A model
+    `model_or_path` is a `PackedModelForSequenceClassification` or a plain sequence classifier of a
+    supported family (`families.py`), or a checkpoint folder (or hub name) of a fine-tuned one. A model
     instance is not copied: the classifier shares its weights (moved to `device`, set to eval mode), and
     a packed model trained with a few texts per row is used here with `max_seq_per_pack` slots; its own
     config is left unchanged. `tokenizer` is a tokenizer or its folder; by default it is loaded from the
@@ -112,6 +112,10 @@ class PackedTextClassifier:
     (pairs `longest_first`: the longer segment loses tokens first), with a
     `tokenizing.TruncationWarning` per chunk saying how many. `device` defaults to CUDA when
     available, else the CPU. See the DEFAULT_* constants for why the defaults are what they are.
+
+    `dtype=torch.bfloat16` runs the model under autocast (matrix products in bf16, on CPUs with AMX or
+    AVX-512 bf16 units and on GPUs; the shared weights stay as they are) and returns float32 logits.
+    It is faster but not exact: compare its predictions with float32 ones before relying on it.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class PackedTextClassifier:
         batch_size: int = DEFAULT_BATCH_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.max_seq_length = _positive_int(max_seq_length, "max_seq_length")
         self.max_seq_per_pack = _positive_int(max_seq_per_pack, "max_seq_per_pack")
@@ -132,6 +137,12 @@ class PackedTextClassifier:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if dtype not in _DTYPES:
+            raise ValueError(
+                f"dtype must be one of {', '.join(map(str, _DTYPES))}, got {dtype!r}; float32 is exact, "
+                "bfloat16 (and float16 on GPUs) trade a little precision for speed."
+            )
+        self.dtype = dtype
 
         model, source = _packed_model(model_or_path, self.max_seq_per_pack)
         self.model = model.to(self.device).eval()
@@ -205,7 +216,7 @@ class PackedTextClassifier:
     ) -> Iterator[np.ndarray]:
         start_time = time.perf_counter()
         self.model.eval()  # a shared model may have been switched to training mode since
-        totals = {"num_sequences": 0, "num_rows": 0, "num_tokens": 0, "computed_tokens": 0, "num_chunks": 0}
+        totals = {"num_sequences": 0, "num_packs": 0, "num_tokens": 0, "computed_tokens": 0, "num_chunks": 0}
         model_seconds = 0.0
         self._last_stats = None
         with tqdm(total=total, unit="text", desc="packed inference", disable=not progress) as bar:
@@ -218,6 +229,10 @@ class PackedTextClassifier:
                 self._last_stats = self._stats(totals, start_time, model_seconds)
                 yield logits
         self._last_stats = self._stats(totals, start_time, model_seconds)
+
+    def _autocast(self) -> Any:
+        """Mixed precision when a lower dtype was asked for; a no-op context for float32."""
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
 
     def _stats(self, totals: dict[str, int], start_time: float, model_seconds: float) -> PackingStats:
         return PackingStats(
@@ -249,7 +264,7 @@ class PackedTextClassifier:
         slot_logits = np.empty((len(order), self.max_seq_per_pack, self.num_labels), dtype=np.float32)
         computed = 0
         model_start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for first in range(0, len(order), self.batch_size):
                 batch_rows = order[first : first + self.batch_size]
                 width = int(widths[batch_rows].max())
@@ -270,17 +285,19 @@ class PackedTextClassifier:
             raise RuntimeError(
                 f"Packing returned {len(logits)} predictions for {len(texts)} texts; this is a bug."
             )
-        stats = pack_statistics(packed)
+        plan = packed_plan(packed)
         counts = {
-            "num_sequences": int(stats["num_sequences"]),
-            "num_rows": int(stats["num_packs"]),
-            "num_tokens": int(stats["num_tokens"]),
+            "num_sequences": plan.num_sequences,
+            "num_packs": plan.num_packs,
+            "num_tokens": plan.num_tokens,
             "computed_tokens": computed,
         }
         return logits, counts, model_seconds
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
+
+_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -291,16 +308,16 @@ def _positive_int(value: Any, name: str) -> int:
 
 def _packed_model(
     model_or_path: Any, max_seq_per_pack: int
-) -> tuple[PackedBertForSequenceClassification, str | None]:
+) -> tuple[PackedModelForSequenceClassification, str | None]:
     """A packed classifier with `max_seq_per_pack` slots, and the folder/name it came from (if known).
 
-    Instances are wrapped, not copied: an empty packed shell (built on the meta device, so no weights
-    are allocated) takes over their `bert`, `dropout` and `classifier` modules under its own config.
+    Instances are wrapped, not copied: `PackedModelForSequenceClassification.from_model` shares their
+    modules under a copy of their config.
     """
     if isinstance(model_or_path, str | os.PathLike):
         name = os.fspath(model_or_path)
-        model, info = PackedBertForSequenceClassification.from_pretrained(
-            name, max_sequences_per_pack=max_seq_per_pack, output_loading_info=True
+        model, info = PackedModelForSequenceClassification.from_pretrained(
+            name, max_seq_per_pack=max_seq_per_pack, output_loading_info=True
         )
         missing = sorted(key for key in info["missing_keys"] if key.startswith("classifier."))
         if missing:
@@ -310,24 +327,20 @@ def _packed_model(
                 "and pass the saved classifier's folder."
             )
         return model, name
-    if isinstance(model_or_path, PackedBertForSequenceClassification | BertForSequenceClassification):
-        config = copy.deepcopy(model_or_path.config)
-        config.max_sequences_per_pack = max_seq_per_pack
-        with torch.device("meta"):
-            shell = PackedBertForSequenceClassification(config)
-        shell.bert = model_or_path.bert
-        shell.dropout = model_or_path.dropout
-        shell.classifier = model_or_path.classifier
-        return shell, getattr(model_or_path, "name_or_path", None) or None
     if isinstance(model_or_path, PreTrainedModel):
-        check_supported_config(model_or_path.config)  # a clear error for other architectures
+        plain = family_of(model_or_path.config).sequence_class  # a clear error for other architectures
+        if isinstance(model_or_path, plain):
+            shell = PackedModelForSequenceClassification.from_model(
+                model_or_path, max_seq_per_pack=max_seq_per_pack
+            )
+            return shell, getattr(model_or_path, "name_or_path", None) or None
         raise TypeError(
-            f"{type(model_or_path).__name__} is not a sequence classifier; pass a "
-            "BertForSequenceClassification or PackedBertForSequenceClassification (or a checkpoint folder)."
+            f"{type(model_or_path).__name__} is not a sequence classifier; pass a {plain.__name__} "
+            "or PackedModelForSequenceClassification (or a checkpoint folder)."
         )
     raise TypeError(
-        "model_or_path must be a PackedBertForSequenceClassification or BertForSequenceClassification "
-        f"instance, or a checkpoint folder; got {type(model_or_path).__name__}."
+        "model_or_path must be a PackedModelForSequenceClassification or a sequence classifier of a "
+        f"supported family, or a checkpoint folder; got {type(model_or_path).__name__}."
     )
 
 

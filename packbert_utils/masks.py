@@ -2,17 +2,38 @@
 
 A pack stores, for every token, the 1-based index of the sequence it belongs to (0 for padding).
 Tokens may only attend to tokens of the same sequence; this turns the index into the
-block-diagonal mask that BERT needs. Padding forms a block of its own, so that no row of the
+block-diagonal mask that the encoders need. Padding forms a block of its own, so that no row of the
 mask is fully masked (some kernels return NaN for such rows).
+
+Encoders with local (sliding-window) attention layers, such as ModernBERT, additionally limit each
+token to neighbours at most `window` positions away. Unpacked, that distance is measured between
+row indices; packed, it must be measured between the tokens' positions inside their own sequence,
+which is why the windowed masks take `position_ids` (restarting at 0 for every sequence).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .checks import check_positive_int
 
-def block_diagonal_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Return a bool tensor [batch, seq, seq], True where token i may attend to token j."""
+
+def block_diagonal_mask(
+    attention_mask: torch.Tensor, position_ids: torch.Tensor | None = None, window: int | None = None
+) -> torch.Tensor:
+    """Return a bool tensor [batch, seq, seq], True where token i may attend to token j.
+
+    Without `window`: exactly the pairs of tokens of the same sequence. With `window` (and the
+    per-sequence `position_ids`), also only pairs whose positions differ by at most `window`,
+    the band a sliding-window attention layer allows when the sequence runs alone.
+
+    >>> index = torch.tensor([[1, 1, 1, 2, 0]])
+    >>> block_diagonal_mask(index)[0].int().tolist()
+    [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1]]
+    >>> positions = torch.tensor([[0, 1, 2, 0, 0]])
+    >>> block_diagonal_mask(index, positions, window=1)[0, 0].int().tolist()
+    [1, 1, 0, 0, 0]
+    """
     if attention_mask.dim() != 2:
         raise ValueError(
             "attention_mask must have shape [batch, seq] holding the sequence index of each token "
@@ -23,19 +44,42 @@ def block_diagonal_mask(attention_mask: torch.Tensor) -> torch.Tensor:
             "attention_mask must be an integer tensor of sequence indices (1..k, 0 for padding); "
             f"got dtype {attention_mask.dtype}."
         )
-    return attention_mask[:, :, None] == attention_mask[:, None, :]
+    allowed = attention_mask[:, :, None] == attention_mask[:, None, :]
+    if window is None:
+        return allowed
+    check_positive_int(window, "window")
+    if position_ids is None or position_ids.shape != attention_mask.shape:
+        raise ValueError(
+            "A windowed mask needs position_ids of the same shape as attention_mask "
+            f"({tuple(attention_mask.shape)}), counting from 0 in every sequence; got "
+            f"{None if position_ids is None else tuple(position_ids.shape)}."
+        )
+    distance = (position_ids[:, :, None] - position_ids[:, None, :]).abs()
+    return allowed & (distance <= window)
 
 
-def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Return the float mask [batch, 1, seq, seq] that transformers 5 BERT honours exactly.
+def additive_attention_mask(
+    attention_mask: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    position_ids: torch.Tensor | None = None,
+    window: int | None = None,
+) -> torch.Tensor:
+    """Return the float mask [batch, 1, seq, seq] that transformers 5 encoders honour exactly.
 
     Allowed positions hold 0 and forbidden ones the most negative finite value of `dtype`.
     A float additive mask is exact under both the eager and sdpa attention implementations,
     whereas a bool 4D mask is silently misread by eager attention, and -inf yields NaN.
+    `position_ids` and `window` add a sliding-window band as in `block_diagonal_mask`.
+
+    >>> mask = additive_attention_mask(torch.tensor([[1, 1, 2]]))
+    >>> mask.shape, mask.dtype
+    (torch.Size([1, 1, 3, 3]), torch.float32)
+    >>> (mask[0, 0] == 0).int().tolist()
+    [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
     """
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating point dtype, got {dtype}.")
-    allowed = block_diagonal_mask(attention_mask)
+    allowed = block_diagonal_mask(attention_mask, position_ids, window)
     mask = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask[:, None, :, :]

@@ -1,17 +1,31 @@
-"""A BERT sequence classifier that reads packed rows and returns one prediction per packed sequence.
+"""Packed encoder classifiers: every sequence of a pack gets exactly the output it gets alone.
 
-A pack holds several tokenized sequences in one row. Three things keep the sequences independent,
-so that every sequence gets exactly the logits it would get alone:
+A pack holds several tokenized sequences in one row. Three things keep them independent:
 
-* attention: a block-diagonal additive mask built from the per-token sequence index
-  (`packbert_utils.masks.additive_attention_mask`), so no token sees another sequence;
-* positions: `position_ids` restart at 0 for every sequence, as if it started the row;
-* pooling: the pretrained pooler (dense + tanh) and the classifier run on the hidden state of
-  *each* sequence's [CLS] token (`cls_positions`), not only on token 0 of the row.
+* attention: a block-diagonal mask built from the per-token sequence index (`masks.py`), so that no
+  token sees another sequence (plus the local window band for ModernBERT's sliding layers);
+* positions: position ids restart for every sequence, in the family's own convention;
+* heads: the family's own head runs on *each* sequence's summary ([CLS] state or mean), not only on
+  token 0 of the row.
 
-The module keeps the parameter names of `BertForSequenceClassification` (`bert`, `dropout`,
-`classifier`), so a saved packed model is an ordinary BERT classifier checkpoint: plain
-`AutoModelForSequenceClassification.from_pretrained(folder)` loads it and predicts the same.
+The packed model *is* the family's transformers class (e.g. `RobertaForSequenceClassification`) with
+a packed `forward`: `PackedModelForSequenceClassification.from_pretrained` loads a checkpoint of any
+supported family (`families.py`) as the matching packed subclass. The parameter names are the plain
+model's, so a saved packed model is an ordinary checkpoint of its family: the plain
+`AutoModelForSequenceClassification.from_pretrained(folder)` loads it and predicts the same. Its config
+only gains `max_seq_per_pack`.
+
+>>> import torch
+>>> from transformers import AutoConfig
+>>> config = AutoConfig.for_model("roberta", vocab_size=50, hidden_size=16, num_hidden_layers=1,
+...     num_attention_heads=2, intermediate_size=32, num_labels=3, max_seq_per_pack=2)
+>>> model = PackedModelForSequenceClassification(config).eval()
+>>> type(model).__name__
+'PackedRobertaForSequenceClassification'
+>>> packs = {"input_ids": torch.tensor([[0, 5, 2, 0, 7, 8, 2, 1]]),
+...          "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 2, 2, 0]])}
+>>> model(**packs).logits.shape  # one row of logits per slot
+torch.Size([1, 2, 3])
 """
 
 from __future__ import annotations
@@ -22,190 +36,103 @@ import os
 from typing import Any
 
 import torch
-from torch import nn
-from transformers import AutoConfig, BertConfig, BertModel, BertPreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers import AutoConfig, BertForSequenceClassification, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 
-from packbert_utils.masks import additive_attention_mask
-from packbert_utils.offline import hub_or_cache, offline_alternatives
+from .checks import check_positive_int
+from .families import FAMILIES, SUPPORTED_FAMILIES, Family, check_supported_config, family_of
+from .losses import SUPPORTED_PROBLEM_TYPES, packed_sequence_loss, packed_token_loss
+from .offline import hub_or_cache, offline_alternatives
+from .packed_inputs import PackedBatch, check_packed_inputs, derive_cls_positions, derive_position_ids
 
-SUPPORTED_PROBLEM_TYPES = ("single_label_classification", "regression")
-
-# Families whose embeddings number positions from pad_token_id + 1 and usually have a single token type:
-# feeding them packed position ids that restart at 0 would silently shift every position.
-_OFFSET_POSITION_MODEL_TYPES = frozenset(
-    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "xmod", "mpnet"}
-)
-
+_LEGACY_KEY = "max_sequences_per_pack"
 # Arguments of `from_pretrained` that concern locating files, which `AutoConfig` needs as well.
 _HUB_ARGUMENTS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
-def check_supported_config(config: Any) -> None:
-    """Raise a clear error if `config` does not describe a plain BERT encoder.
+def read_max_seq_per_pack(config: Any) -> int | None:
+    """`config.max_seq_per_pack`, taken from the legacy key `max_sequences_per_pack` of old checkpoints.
 
-    Packing relies on absolute position embeddings indexed from 0 and on BERT's module layout;
-    other families would load without complaint and silently compute something else.
+    This is the one place that reads the old key: it moves the value to the new name, so a model saved
+    again writes only `max_seq_per_pack`.
+
+    >>> from transformers import BertConfig
+    >>> config = BertConfig(max_sequences_per_pack=6)
+    >>> read_max_seq_per_pack(config), hasattr(config, "max_sequences_per_pack")
+    (6, False)
     """
-    model_type = getattr(config, "model_type", None)
-    if model_type in _OFFSET_POSITION_MODEL_TYPES:
-        raise ValueError(
-            f"Checkpoints of model_type {model_type!r} are not supported: their position ids start at "
-            "pad_token_id + 1 rather than 0 and they have no usable token type ids, so packed position ids "
-            "would be silently wrong. Use a BERT checkpoint (model_type 'bert'), e.g. the bundled MiniLM "
-            "from packbert_utils.default_checkpoint()."
-        )
-    if model_type != "bert":
-        raise ValueError(
-            f"PackedBertForSequenceClassification needs a BERT checkpoint (config.model_type 'bert'); got "
-            f"model_type {model_type!r}. Architectures other than BERT are not supported."
-        )
-    position_type = getattr(config, "position_embedding_type", "absolute")
-    if position_type not in (None, "absolute"):
-        raise ValueError(
-            f"position_embedding_type {position_type!r} is not supported: transformers 5 BERT implements "
-            "absolute position embeddings only, so this checkpoint would not compute what it was trained for."
-        )
-    if getattr(config, "is_decoder", False):
-        raise ValueError("config.is_decoder is True: packed classification needs a bidirectional encoder.")
+    legacy = getattr(config, _LEGACY_KEY, None)
+    current = getattr(config, "max_seq_per_pack", None)
+    if legacy is not None:
+        if current is not None and current != legacy:
+            raise ValueError(
+                f"The config sets max_seq_per_pack={current} and the legacy {_LEGACY_KEY}={legacy}; "
+                "remove the legacy key."
+            )
+        config.max_seq_per_pack = current = legacy
+        delattr(config, _LEGACY_KEY)
+    return current
 
 
-def _unreachable_checkpoint_error(name: str, err: Exception) -> OSError:
-    """Explain the usual reason a checkpoint name fails here: no access to the Hugging Face hub."""
-    return OSError(
-        f"Could not load checkpoint {name!r}: it is not a local folder, and it is not in the local "
-        f"Hugging Face cache while the hub is unreachable (or the name is wrong). {offline_alternatives()} "
-        f"Original error: {err}"
-    )
+_CONCRETE: dict[tuple[type, str], type] = {}
 
 
-def _configure(
-    config: BertConfig,
-    num_labels: int | None,
-    max_sequences_per_pack: int | None,
-    problem_type: str | None,
-) -> None:
-    """Write the packing and head settings into `config`, checking them."""
-    if num_labels is not None:
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-            raise ValueError(f"num_labels must be a positive integer, got {num_labels!r}.")
-        config.num_labels = num_labels
-    if max_sequences_per_pack is not None:
-        config.max_sequences_per_pack = max_sequences_per_pack
-    if problem_type is not None:
-        config.problem_type = problem_type
-    if config.problem_type is None:
-        config.problem_type = "regression" if config.num_labels == 1 else "single_label_classification"
+class _PackedModel:
+    """What both packed tasks share: family dispatch, loading, saving, input checks and the encoder call.
 
-
-def _check_model_config(config: BertConfig) -> None:
-    check_supported_config(config)
-    m = getattr(config, "max_sequences_per_pack", None)
-    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise ValueError(
-            f"config.max_sequences_per_pack must be a positive integer, got {m!r}. Pass "
-            "max_sequences_per_pack=... (the max_seq_per_pack used to build the packed dataset)."
-        )
-    if config.problem_type not in SUPPORTED_PROBLEM_TYPES:
-        raise ValueError(
-            f"problem_type {config.problem_type!r} is not supported; use one of {SUPPORTED_PROBLEM_TYPES}."
-        )
-    if config.problem_type == "regression" and config.num_labels != 1:
-        raise ValueError(f"problem_type 'regression' needs num_labels=1, got num_labels={config.num_labels}.")
-    if config.problem_type == "single_label_classification" and config.num_labels < 2:
-        raise ValueError(
-            "problem_type 'single_label_classification' needs num_labels >= 2 "
-            f"(got {config.num_labels}); for one real-valued target use problem_type='regression'."
-        )
-
-
-def derive_cls_positions(attention_mask: torch.Tensor, max_sequences_per_pack: int) -> torch.Tensor:
-    """Return [batch, M]: the first token of sequence m + 1 in each row (0 if that slot is empty).
-
-    This is where [CLS] sits when sequences are stored unchanged and contiguously ("inplace" layout),
-    or for a single, possibly left-padded, sequence with a 0/1 mask.
-    """
-    slots = torch.arange(1, max_sequences_per_pack + 1, device=attention_mask.device)
-    in_slot = attention_mask[:, None, :] == slots[None, :, None]  # [B, M, L]
-    return in_slot.to(torch.uint8).argmax(dim=-1)  # first True, or 0 when the slot is empty
-
-
-def derive_position_ids(attention_mask: torch.Tensor, cls_positions: torch.Tensor) -> torch.Tensor:
-    """Return position ids that restart at 0 for every sequence, given where each [CLS] is.
-
-    A [CLS] token gets position 0; every other token gets 1 + the number of earlier non-[CLS] tokens of
-    its own sequence. This holds whether [CLS] precedes its sequence or was moved to the end of the
-    row ("tail" layout). Padding gets position 0. Slot m is taken to hold sequence m + 1.
-    """
-    batch, length = attention_mask.shape
-    slots = torch.arange(1, cls_positions.shape[1] + 1, device=attention_mask.device)
-    real_slot = attention_mask.gather(1, cls_positions) == slots[None, :]
-    # Empty slots point at token 0 too; a max-reduction keeps a real mark there whatever the order.
-    is_cls = torch.zeros((batch, length), dtype=torch.int8, device=attention_mask.device)
-    is_cls.scatter_reduce_(1, cls_positions, real_slot.to(torch.int8), reduce="amax")
-    is_cls = is_cls.bool()
-    same_sequence = attention_mask[:, :, None] == attention_mask[:, None, :]
-    earlier = torch.ones((length, length), dtype=torch.bool, device=attention_mask.device).tril(-1)
-    counted = same_sequence & earlier[None] & ~is_cls[:, None, :]
-    positions = counted.sum(dim=-1) + 1
-    positions = torch.where(is_cls | (attention_mask == 0), torch.zeros_like(positions), positions)
-    return positions
-
-
-class PackedBertForSequenceClassification(BertPreTrainedModel):
-    """BERT classifier over packs: logits [batch, max_sequences_per_pack, num_labels], one row per slot.
-
-    Inputs are the columns of `packbert_utils.packed_dataset.pack_dataset`. The Trainer keeps only
-    columns named in `forward`'s signature, so `example_ids` is dropped from its batches; keep it in
-    the dataset to map predictions back with `unpack`. Logits of empty slots are meaningless (they are
-    computed from token 0) and are ignored by the loss.
+    Mixed in before a family's transformers class; the generic task classes dispatch to those.
     """
 
-    # Loss is the mean over the real sequences of a batch; we do not want the Trainer to divide a sum
-    # by its own count of labels != -100, which is wrong for NaN-padded regression labels.
+    # Losses are means over the real sequences (or labelled tokens) of a batch: the Trainer must not
+    # divide a sum by its own count of labels != IGNORE_INDEX, which is wrong for NaN-padded labels.
     accepts_loss_kwargs = False
+    _packbert_task = ""
+    _packbert_family: Family | None = None
 
-    def __init__(self, config: BertConfig) -> None:
-        if getattr(config, "problem_type", None) is None:
-            config.problem_type = "regression" if config.num_labels == 1 else "single_label_classification"
-        _check_model_config(config)
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.max_sequences_per_pack = config.max_sequences_per_pack
-        self.bert = BertModel(config, add_pooling_layer=True)
-        classifier_dropout = (
-            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        )
-        self.dropout = nn.Dropout(classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+    def __new__(cls, config: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """`PackedModelForSequenceClassification(config)` builds the packed class of config's family."""
+        if cls._packbert_family is None:
+            if config is None:
+                raise TypeError(f"{cls.__name__} needs a model config.")
+            cls = cls._concrete(family_of(config))
+        return object.__new__(cls)
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        self._check_config(config)
+        super().__init__(config, *args, **kwargs)
+
+    # ---- building ----------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(  # type: ignore[override]
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike,
-        *model_args: Any,
-        num_labels: int | None = None,
-        max_sequences_per_pack: int | None = None,
-        problem_type: str | None = None,
-        config: BertConfig | None = None,
-        **kwargs: Any,
-    ) -> PackedBertForSequenceClassification:
-        """Load a BERT checkpoint (a bare BertModel or a saved classifier) as a packed classifier.
+    def _concrete(cls, family: Family) -> type:
+        """The packed subclass of `family`'s transformers class for this task (made once, then reused)."""
+        if cls._packbert_family is not None:
+            if cls._packbert_family is not family:
+                raise ValueError(
+                    f"{cls.__name__} holds {cls._packbert_family.name} models, but the checkpoint is "
+                    f"{family.name}; use the generic class {cls.__mro__[1].__name__}."
+                )
+            return cls
+        key = (cls, family.model_type)
+        if key not in _CONCRETE:
+            plain = family.plain_class(cls._packbert_task)
+            name = f"Packed{plain.__name__}"
+            doc = f"`{plain.__name__}` with a packed forward; see `{cls.__name__}`."
+            namespace = {"__module__": __name__, "__doc__": doc, "_packbert_family": family}
+            _CONCRETE[key] = globals()[name] = type(name, (cls, plain), namespace)
+        return _CONCRETE[key]
 
-        `max_sequences_per_pack` must match the packed dataset; it is stored in the config, so a
-        saved packed model reloads without it. The classifier is newly initialised unless the
-        checkpoint has one. Other keyword arguments go to `PreTrainedModel.from_pretrained`
-        (e.g. `attn_implementation="eager"`, `dtype`, `local_files_only`).
-        """
-        name = os.fspath(pretrained_model_name_or_path)
+    @classmethod
+    def _load(cls, name: str | os.PathLike, model_args: tuple, config: Any, kwargs: dict, **settings: Any):
+        """`from_pretrained` for both tasks: configure, pick the family's class, let transformers load."""
+        if _LEGACY_KEY in kwargs:
+            raise TypeError(f"{_LEGACY_KEY}= was renamed; pass max_seq_per_pack=... instead.")
+        name = os.fspath(name)
         is_local = os.path.isdir(name)
         if config is None:
             hub_kwargs = {key: kwargs[key] for key in _HUB_ARGUMENTS if key in kwargs}
             try:
-                with (
-                    contextlib.nullcontext() if is_local else hub_or_cache()
-                ):  # fail at once, not after retries
+                with contextlib.nullcontext() if is_local else hub_or_cache():  # no minute of retries
                     config = AutoConfig.from_pretrained(name, **hub_kwargs)
             except OSError as err:
                 if is_local:
@@ -213,29 +140,198 @@ class PackedBertForSequenceClassification(BertPreTrainedModel):
                 raise _unreachable_checkpoint_error(name, err) from err
         else:
             config = copy.deepcopy(config)
-        check_supported_config(config)
-        _configure(config, num_labels, max_sequences_per_pack, problem_type)
-        _check_model_config(config)
+        target = cls._concrete(family_of(config))
+        target._apply_settings(config, **settings)
         try:
             with contextlib.nullcontext() if is_local else hub_or_cache():
-                return super().from_pretrained(name, *model_args, config=config, **kwargs)
+                return super(_PackedModel, target).from_pretrained(name, *model_args, config=config, **kwargs)
         except OSError as err:
             if is_local:
                 raise
             raise _unreachable_checkpoint_error(name, err) from err
 
+    @classmethod
+    def _from_model(cls, model: Any, **settings: Any) -> Any:
+        family = family_of(getattr(model, "config", None))
+        target = cls._concrete(family)
+        plain = family.plain_class(cls._packbert_task)
+        if not isinstance(model, plain):
+            raise TypeError(
+                f"Expected a {plain.__name__} (or its packed version), got {type(model).__name__}."
+            )
+        config = copy.deepcopy(model.config)
+        target._apply_settings(config, **settings)
+        with torch.device("meta"):
+            shell = target(config)
+        for child_name, child in model.named_children():
+            setattr(shell, child_name, child)
+        if any(p.is_meta for p in shell.parameters()) or any(b.is_meta for b in shell.buffers()):
+            raise RuntimeError(f"{type(model).__name__} has tensors outside its submodules; this is a bug.")
+        shell.name_or_path = model.name_or_path
+        return shell.train(model.training)
+
+    @classmethod
+    def _apply_settings(
+        cls, config: Any, *, max_seq_per_pack: int | None = None, num_labels: int | None = None
+    ) -> None:
+        if num_labels is not None:
+            config.num_labels = check_positive_int(num_labels, "num_labels")
+        if max_seq_per_pack is not None:
+            config.max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
+        cls._check_config(config)
+
+    @classmethod
+    def _check_config(cls, config: Any) -> None:
+        if cls._packbert_family is not None and family_of(config) is not cls._packbert_family:
+            raise ValueError(f"{cls.__name__} cannot hold a {family_of(config).name} config.")
+        m = read_max_seq_per_pack(config)
+        if m is not None:
+            check_positive_int(m, "config.max_seq_per_pack")
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """Save as an ordinary `BertForSequenceClassification` checkpoint (plus max_sequences_per_pack)."""
+        """Save as an ordinary checkpoint of the family's plain class (plus `max_seq_per_pack`)."""
         super().save_pretrained(save_directory, *args, **kwargs)
-        self.config.architectures = ["BertForSequenceClassification"]
+        self.config.architectures = [self._packbert_family.plain_class(self._packbert_task).__name__]
         if kwargs.get("is_main_process", True):
             self.config.save_pretrained(save_directory)
 
-    def _attention_dtype(self, device: torch.device) -> torch.dtype:
-        """The dtype attention scores are computed in: autocast's when active, else the weights'."""
-        if torch.is_autocast_enabled(device.type):
-            return torch.get_autocast_dtype(device.type)
-        return self.bert.embeddings.word_embeddings.weight.dtype
+    # ---- the packed forward's shared steps -----------------------------------------------------------
+
+    def packed_encoder_inputs(self, batch: PackedBatch) -> dict[str, Any]:
+        """The encoder's mask, positions (family convention) and token types: the one place they are made.
+
+        An alternative attention path can replace the mask here; `forward` passes its extra keyword
+        arguments through to the encoder.
+        """
+        family = self._packbert_family
+        implementation = self.config._attn_implementation
+        if implementation not in family.attention:
+            raise ValueError(
+                f"attn_implementation {implementation!r} is not exact for packed {family.name} rows; use "
+                f"one of {family.attention} (load with attn_implementation=...)."
+            )
+        config = self.config
+        real = batch.sequence_index > 0
+        positions = torch.where(
+            real, batch.position_ids + family.first_position(config), family.padding_position(config)
+        )
+        table = getattr(
+            getattr(self.base_model.embeddings, "position_embeddings", None), "num_embeddings", None
+        )
+        if table is not None and int(positions.max()) >= table:
+            raise ValueError(
+                f"A sequence is longer than the model's {table} position embeddings allow "
+                f"(position ids start at {family.first_position(config)}); truncate the sequences."
+            )
+        device = batch.input_ids.device
+        dtype = (
+            torch.get_autocast_dtype(device.type)
+            if torch.is_autocast_enabled(device.type)
+            else self.get_input_embeddings().weight.dtype
+        )
+        return {
+            "input_ids": batch.input_ids,
+            "attention_mask": family.build_mask(self, batch.sequence_index, batch.position_ids, dtype),
+            "position_ids": positions,
+            "token_type_ids": batch.token_type_ids,
+            "sequence_index": batch.sequence_index,
+        }
+
+    def encode_packed(self, batch: PackedBatch, **kwargs: Any) -> BaseModelOutput:
+        """Run the family's encoder on packed rows; extra keyword arguments go to the encoder."""
+        return self._packbert_family.encode(self, **self.packed_encoder_inputs(batch), **kwargs)
+
+
+class PackedModelForSequenceClassification(_PackedModel):
+    """A sequence classifier over packs: logits [batch, max_seq_per_pack, num_labels], one row per slot.
+
+    Load any supported checkpoint with `from_pretrained`; the result is the family's own
+    `XForSequenceClassification` with this packed forward. Inputs are the columns of
+    `packed_dataset.pack_dataset`. The Trainer keeps only columns named in `forward`'s signature, so
+    `example_ids` is dropped from its batches; keep it in the dataset to map predictions back with
+    `unpack`. Logits of empty slots are meaningless and ignored by the loss. Problem types: single
+    label (class ids), regression (one float) and multi-label (floats in [0, 1] per label); see
+    `packbert_utils.losses` for how empty slots are marked.
+    """
+
+    _packbert_task = "sequence"
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args: Any,
+        max_seq_per_pack: int | None = None,
+        num_labels: int | None = None,
+        problem_type: str | None = None,
+        config: Any = None,
+        **kwargs: Any,
+    ) -> PackedModelForSequenceClassification:
+        """Load a checkpoint (a bare encoder or a saved classifier) of a supported family, packed.
+
+        `max_seq_per_pack` must match the packed dataset; it is stored in the config, so a saved packed
+        model reloads without it. The head is newly initialised unless the checkpoint has one. Other
+        keyword arguments go to transformers' `from_pretrained` (e.g. `attn_implementation="eager"`,
+        `dtype`, `local_files_only`).
+        """
+        return cls._load(
+            pretrained_model_name_or_path,
+            model_args,
+            config,
+            kwargs,
+            max_seq_per_pack=max_seq_per_pack,
+            num_labels=num_labels,
+            problem_type=problem_type,
+        )
+
+    @classmethod
+    def from_model(
+        cls, model: PreTrainedModel, *, max_seq_per_pack: int
+    ) -> PackedModelForSequenceClassification:
+        """A packed view of a loaded plain (or packed) classifier, sharing its modules: nothing is copied.
+
+        The config is copied, so the caller's model keeps its own `max_seq_per_pack`.
+
+        >>> from transformers import AutoConfig, AutoModelForSequenceClassification
+        >>> config = AutoConfig.for_model("distilbert", vocab_size=50, dim=16, n_layers=1, n_heads=2,
+        ...     hidden_dim=32, num_labels=2)
+        >>> plain = AutoModelForSequenceClassification.from_config(config)
+        >>> packed = PackedModelForSequenceClassification.from_model(plain, max_seq_per_pack=4)
+        >>> packed.classifier is plain.classifier, packed.config.max_seq_per_pack
+        (True, 4)
+        """
+        return cls._from_model(model, max_seq_per_pack=max_seq_per_pack)
+
+    @classmethod
+    def _apply_settings(cls, config: Any, *, problem_type: str | None = None, **settings: Any) -> None:
+        if problem_type is not None:
+            config.problem_type = problem_type
+        super()._apply_settings(config, **settings)
+
+    @classmethod
+    def _check_config(cls, config: Any) -> None:
+        super()._check_config(config)
+        if getattr(config, "max_seq_per_pack", None) is None:
+            raise ValueError(
+                "config.max_seq_per_pack must be a positive integer, got None. Pass max_seq_per_pack=... "
+                "(the max_seq_per_pack used to build the packed dataset)."
+            )
+        if config.problem_type is None:
+            config.problem_type = "regression" if config.num_labels == 1 else "single_label_classification"
+        if config.problem_type not in SUPPORTED_PROBLEM_TYPES:
+            raise ValueError(
+                f"problem_type {config.problem_type!r} is not supported; use one of "
+                f"{SUPPORTED_PROBLEM_TYPES}."
+            )
+        if config.problem_type == "regression" and config.num_labels != 1:
+            raise ValueError(
+                f"problem_type 'regression' needs num_labels=1, got num_labels={config.num_labels}."
+            )
+        if config.problem_type == "single_label_classification" and config.num_labels < 2:
+            raise ValueError(
+                "problem_type 'single_label_classification' needs num_labels >= 2 "
+                f"(got {config.num_labels}); for one real-valued target use problem_type='regression'."
+            )
 
     def forward(
         self,
@@ -250,147 +346,170 @@ class PackedBertForSequenceClassification(BertPreTrainedModel):
         """Classify every sequence of every pack.
 
         `attention_mask` holds each token's 1-based sequence index (0 for padding); a 0/1 mask is one
-        sequence per row. If `cls_positions` is None, each sequence's first token is taken as its [CLS]
-        ("inplace" layout); if `position_ids` is None they are derived from the mask and `cls_positions`.
-        `labels` [batch, M]: class ids with -100 for empty slots, or float targets with NaN for empty
-        slots (regression). Extra keyword arguments from the Trainer (`num_items_in_batch`) and the
-        dataset column `example_ids` are accepted; `num_items_in_batch`, if given, divides the summed loss.
+        sequence per row. If `cls_positions` is None, each sequence's first token is its [CLS]
+        ("inplace" layout); `position_ids` (restarting at 0 per sequence, the family's offset is added
+        here) are derived from the mask and `cls_positions` if None. `labels`: see `losses`. The
+        Trainer's `num_items_in_batch`, if given, divides the summed loss; `example_ids` is accepted
+        and ignored; other keyword arguments go to the encoder.
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         kwargs.pop("example_ids", None)
         return_dict = kwargs.pop("return_dict", True)
-        m = self.config.max_sequences_per_pack
-
-        if input_ids is None or attention_mask is None:
-            raise ValueError(
-                "input_ids and attention_mask are both required (attention_mask: sequence indices)."
-            )
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape [batch, seq], got {tuple(input_ids.shape)}.")
-        device = input_ids.device
-        batch, length = input_ids.shape
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids shape "
-                f"{tuple(input_ids.shape)}; it must hold one sequence index per token."
-            )
-        if attention_mask.dtype.is_floating_point or attention_mask.dtype == torch.bool:
-            raise TypeError(
-                f"attention_mask has dtype {attention_mask.dtype}; PackedBertForSequenceClassification needs "
-                "an integer tensor of per-token sequence indices (1..k, 0 for padding), as made by "
-                "pack_dataset. A plain 0/1 padding mask is fine when given as integers."
-            )
-        attention_mask = attention_mask.to(device=device, dtype=torch.long)
-        input_ids = input_ids.long()
-
-        if cls_positions is None:
-            cls_positions = derive_cls_positions(attention_mask, m)
-        else:
-            if cls_positions.dim() != 2 or cls_positions.shape != (batch, m):
-                raise ValueError(
-                    f"cls_positions must have shape [batch, max_sequences_per_pack] = [{batch}, {m}], got "
-                    f"{tuple(cls_positions.shape)}. Pack the data with max_seq_per_pack={m} or load the "
-                    "model with the max_sequences_per_pack of the data."
-                )
-            if cls_positions.dtype.is_floating_point or cls_positions.dtype == torch.bool:
-                raise TypeError(
-                    f"cls_positions must hold integer token indices, got dtype {cls_positions.dtype}."
-                )
-            cls_positions = cls_positions.to(device=device, dtype=torch.long)
-            if bool(((cls_positions < 0) | (cls_positions >= length)).any()):
-                raise ValueError(f"cls_positions must lie in [0, {length}) (the row length).")
-
-        if position_ids is None:
-            position_ids = derive_position_ids(attention_mask, cls_positions)
-        else:
-            if position_ids.shape != input_ids.shape:
-                raise ValueError(
-                    f"position_ids shape {tuple(position_ids.shape)} differs from input_ids shape "
-                    f"{tuple(input_ids.shape)}."
-                )
-            position_ids = position_ids.to(device=device, dtype=torch.long)
-        if token_type_ids is not None:
-            token_type_ids = token_type_ids.to(device=device, dtype=torch.long)
-
-        mask = additive_attention_mask(attention_mask, dtype=self._attention_dtype(device))
-        outputs = self.bert(
+        batch = check_packed_inputs(
             input_ids,
-            attention_mask=mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            return_dict=True,
-            **kwargs,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            cls_positions,
+            self.config.max_seq_per_pack,
+            self._packbert_family,
+            self.config,
         )
-        hidden = outputs.last_hidden_state  # [B, L, H]
-        index = cls_positions[:, :, None].expand(-1, -1, hidden.shape[-1])
-        cls_hidden = hidden.gather(1, index)  # [B, M, H]
-        pooler = self.bert.pooler
-        pooled = pooler.activation(pooler.dense(cls_hidden))
-        logits = self.classifier(self.dropout(pooled))  # [B, M, num_labels]
-
+        outputs = self.encode_packed(batch, **kwargs)
+        family = self._packbert_family
+        pooled = family.pool(self, outputs.last_hidden_state, batch.sequence_index, batch.cls_positions)
+        logits = family.sequence_head(self, pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
         loss = None
         if labels is not None:
-            loss = self._loss(logits, labels.to(device), num_items_in_batch)
-
+            loss = packed_sequence_loss(
+                logits, labels.to(logits.device), self.config.problem_type, num_items_in_batch
+            )
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
         return output if return_dict else output.to_tuple()
 
-    def _loss(
-        self, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None
-    ) -> torch.Tensor:
-        """Mean loss over real slots only (or the sum divided by `num_items_in_batch` if given)."""
-        batch, m = logits.shape[:2]
-        if self.config.problem_type == "regression" and labels.dim() == 3 and labels.shape[-1] == 1:
-            labels = labels.squeeze(-1)
-        if labels.shape != (batch, m):
-            raise ValueError(
-                f"labels must have shape [batch, max_sequences_per_pack] = [{batch}, {m}], got "
-                f"{tuple(labels.shape)} (empty slots hold -100, or NaN for regression)."
+
+class PackedModelForTokenClassification(_PackedModel):
+    """A token classifier over packs: logits [batch, seq, num_labels] for every token of every pack.
+
+    The family's own token head runs on the packed encoder's states, so each token gets the logits it
+    gets with its sequence alone; `packed_dataset.unpack_tokens` returns them per sequence in token
+    order. Labels are one class id per token (`IGNORE_INDEX` for unlabelled tokens and padding).
+    `max_seq_per_pack` is optional here: it is only used to check `cls_positions`.
+
+    >>> config = AutoConfig.for_model("electra", vocab_size=50, embedding_size=8, hidden_size=16,
+    ...     num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=5)
+    >>> model = PackedModelForTokenClassification(config).eval()
+    >>> out = model(input_ids=torch.tensor([[2, 7, 3, 2, 9, 3]]),
+    ...             attention_mask=torch.tensor([[1, 1, 1, 2, 2, 2]]))
+    >>> type(model).__name__, tuple(out.logits.shape)
+    ('PackedElectraForTokenClassification', (1, 6, 5))
+    """
+
+    _packbert_task = "token"
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args: Any,
+        max_seq_per_pack: int | None = None,
+        num_labels: int | None = None,
+        config: Any = None,
+        **kwargs: Any,
+    ) -> PackedModelForTokenClassification:
+        """Load a checkpoint of a supported family as a packed token classifier (see the class doc).
+
+        Other keyword arguments go to transformers' `from_pretrained`.
+        """
+        return cls._load(
+            pretrained_model_name_or_path,
+            model_args,
+            config,
+            kwargs,
+            max_seq_per_pack=max_seq_per_pack,
+            num_labels=num_labels,
+        )
+
+    @classmethod
+    def from_model(
+        cls, model: PreTrainedModel, *, max_seq_per_pack: int | None = None
+    ) -> PackedModelForTokenClassification:
+        """A packed view of a loaded plain (or packed) token classifier, sharing its modules."""
+        return cls._from_model(model, max_seq_per_pack=max_seq_per_pack)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        cls_positions: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> TokenClassifierOutput:
+        """Classify every token of every pack; inputs as for the sequence classifier.
+
+        `labels` [batch, seq]: class ids, `IGNORE_INDEX` for unlabelled tokens and padding; the loss is
+        the mean over labelled tokens, the plain model's loss on the same sequences.
+        """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        kwargs.pop("example_ids", None)
+        return_dict = kwargs.pop("return_dict", True)
+        num_slots = getattr(self.config, "max_seq_per_pack", None)
+        batch = check_packed_inputs(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            cls_positions,
+            num_slots,
+            self._packbert_family,
+            self.config,
+        )
+        outputs = self.encode_packed(batch, **kwargs)
+        logits = self._packbert_family.token_head(self, outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = packed_token_loss(
+                logits, labels.to(logits.device), batch.sequence_index, num_items_in_batch
             )
-        if self.config.problem_type == "regression":
-            if not labels.dtype.is_floating_point:
-                raise TypeError(
-                    f"labels have dtype {labels.dtype} but the model was loaded with "
-                    "problem_type='regression'. For class ids load it with "
-                    "problem_type='single_label_classification' and num_labels >= 2; for regression "
-                    "targets use float labels (NaN for empty slots)."
-                )
-            valid = ~torch.isnan(labels)
-            targets = torch.where(valid, labels, torch.zeros_like(labels)).float()
-            errors = (logits.squeeze(-1).float() - targets) ** 2 * valid
-            total = errors.sum()
-        else:
-            if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-                raise TypeError(
-                    f"labels have dtype {labels.dtype} but the model was loaded with problem_type="
-                    "'single_label_classification', which needs integer class ids (-100 for empty slots). "
-                    "For real-valued targets load it with problem_type='regression' and num_labels=1."
-                )
-            labels = labels.long()
-            valid = labels != -100
-            if bool((valid & ((labels < 0) | (labels >= self.num_labels))).any()):
-                raise ValueError(
-                    f"labels must be class ids in [0, {self.num_labels}) or -100 for empty slots; got values "
-                    f"outside that range. Check num_labels."
-                )
-            total = nn.functional.cross_entropy(
-                logits.reshape(-1, self.num_labels).float(),
-                labels.reshape(-1),
-                ignore_index=-100,
-                reduction="sum",
-            )
-        if num_items_in_batch is not None:
-            return total / num_items_in_batch
-        # a batch with no real slot gives 0 (with a graph), not NaN
-        return total / valid.sum().clamp(min=1)
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class PackedBertForSequenceClassification(
+    PackedModelForSequenceClassification, BertForSequenceClassification
+):
+    """The packed BERT classifier under its original name, kept so that existing code works.
+
+    It is what `PackedModelForSequenceClassification` builds for BERT checkpoints; new code should use
+    the general name.
+
+    >>> from transformers import BertConfig
+    >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+    ...     intermediate_size=32, max_seq_per_pack=2)
+    >>> type(PackedModelForSequenceClassification(config)) is PackedBertForSequenceClassification
+    True
+    """
+
+    _packbert_family = FAMILIES["bert"]
+
+
+_CONCRETE[(PackedModelForSequenceClassification, "bert")] = PackedBertForSequenceClassification
+
+
+def _unreachable_checkpoint_error(name: str, err: Exception) -> OSError:
+    """Explain the usual reason a checkpoint name fails here: no access to the Hugging Face hub."""
+    return OSError(
+        f"Could not load checkpoint {name!r}: it is not a local folder, and it is not in the local "
+        f"Hugging Face cache while the hub is unreachable (or the name is wrong). {offline_alternatives()} "
+        f"Original error: {err}"
+    )
 
 
 __all__ = [
+    "SUPPORTED_FAMILIES",
     "SUPPORTED_PROBLEM_TYPES",
+    "PackedBatch",
     "PackedBertForSequenceClassification",
+    "PackedModelForSequenceClassification",
+    "PackedModelForTokenClassification",
     "check_supported_config",
     "derive_cls_positions",
     "derive_position_ids",
+    "read_max_seq_per_pack",
 ]

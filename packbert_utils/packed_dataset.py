@@ -18,60 +18,86 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .packing import pack_histogram, sequence_length_histogram
+from .checks import IGNORE_INDEX, check_positive_int, to_numpy
+from .packing import PackingPlan, pack_histogram, sequence_length_histogram
 
 CLS_LAYOUTS = ("inplace", "tail")
-IGNORE_INDEX = -100
-"""Label of an empty slot for integer labels; the loss ignores it (as torch's cross-entropy does)."""
 
 
 def pack_dataset(
-    tokenized: datasets.Dataset | Mapping[str, Any],
-    max_seq_length: int,
-    max_seq_per_pack: int,
+    tokenized: datasets.Dataset | datasets.DatasetDict | Mapping[str, Any],
+    max_seq_length: int | None = None,
+    max_seq_per_pack: int | None = None,
     algorithm: str = "lpfhp",
     cls_layout: str = "inplace",
     label_column: str | None = "label",
     seed: int | None = None,
-) -> datasets.Dataset:
+    *,
+    plan: PackingPlan | None = None,
+) -> datasets.Dataset | datasets.DatasetDict:
     """Pack tokenized, unpadded sequences into rows of `max_seq_length` tokens.
+
+    Give either the limits (`max_seq_length`, `max_seq_per_pack`, `algorithm`: the plan is made here) or a
+    `plan` you made with `pack_histogram` from this data's length histogram (checked: a plan of another
+    histogram is an error). `packed_plan(packed)` gives the plan back from the packed rows, so statistics
+    always come from `PackingPlan`. A `DatasetDict` is packed split by split (with limits, not a plan).
 
     Every input row lands in exactly one slot of one pack, its tokens and token types unchanged.
     Each output row holds `input_ids`, `attention_mask` (1-based sequence index of each token,
     0 for padding), `token_type_ids`, `position_ids` (restarting at 0 for every sequence),
     `cls_positions`, `labels` and `example_ids` (source row of each slot, -1 when empty).
+    Labels come in three kinds, told apart by the label column's type: one int or float per row
+    (`labels` [max_seq_per_pack], IGNORE_INDEX or NaN in empty slots), a float vector per row for
+    multi-label tasks ([max_seq_per_pack, num_labels], NaN rows in empty slots), or an int list as long
+    as the row's `input_ids` (per token, moved with its token; [max_seq_length], IGNORE_INDEX elsewhere).
 
-    `cls_layout="inplace"` keeps each sequence exactly as BERT sees it unpacked. `"tail"` moves every
+    `cls_layout="inplace"` keeps each sequence exactly as the model sees it unpacked. `"tail"` moves every
     sequence's first token ([CLS]) to slot-indexed positions at the end of the row, the layout of the
     original static-shape notebook; the packer reserves those `max_seq_per_pack` positions so that no
-    real token is overwritten. `seed` shuffles which sequences of equal length share a pack (None keeps
-    the source order), so that packs mix labels the same way every run with the same seed.
-    Use `label_column=None` for unlabeled data: the `labels` column is then left out.
+    real token is overwritten (a tail plan packs lengths without [CLS] into `max_seq_length -
+    max_seq_per_pack`). `seed` shuffles which sequences of equal length share a pack (None keeps the
+    source order). Use `label_column=None` for unlabeled data: the `labels` column is then left out.
+
+    >>> rows = {"input_ids": [[101, 7, 102], [101, 8, 9, 102], [101, 102]], "label": [0, 1, 0]}
+    >>> packed = pack_dataset(rows, max_seq_length=8, max_seq_per_pack=2)
+    >>> packed.num_rows, packed[0]["attention_mask"]
+    (2, [1, 1, 1, 1, 2, 2, 2, 0])
+    >>> packed_plan(packed).num_sequences
+    3
     """
-    _check_settings(max_seq_length, max_seq_per_pack, cls_layout)
+    if isinstance(tokenized, datasets.DatasetDict):
+        if plan is not None:
+            raise TypeError(
+                f"plan= is the plan of one split, but tokenized is a DatasetDict with splits "
+                f"{list(tokenized)}; pack each split with its own plan, or pass max_seq_length and "
+                "max_seq_per_pack."
+            )
+        return datasets.DatasetDict(
+            {
+                name: pack_dataset(
+                    split, max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column, seed
+                )
+                for name, split in tokenized.items()
+            }
+        )
+    max_seq_length, max_seq_per_pack = _settings(max_seq_length, max_seq_per_pack, cls_layout, plan)
     dataset = _as_dataset(tokenized)
     table = dataset.with_format("arrow")[:]  # applies any pending select/shuffle indices
-    input_ids, lengths = _flat_column(table, "input_ids")
-    if "token_type_ids" in table.column_names:
-        token_type_ids, type_lengths = _flat_column(table, "token_type_ids")
-        if not np.array_equal(type_lengths, lengths):
-            bad = int(np.flatnonzero(type_lengths != lengths)[0])
-            raise ValueError(
-                f"Row {bad} has {type_lengths[bad]} token_type_ids but {lengths[bad]} input_ids; "
-                "both columns must come from the same tokenizer call."
-            )
-    else:
-        token_type_ids = np.zeros_like(input_ids)
-    labels = _label_array(table, label_column)
+    input_ids, lengths = _token_column(table, "input_ids")
+    token_type_ids = _token_types(table, lengths, input_ids)
+    _check_unpadded(table, lengths)
+    labels = _labels(table, label_column, lengths)
     _check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
 
     # In the tail layout only the body (everything after [CLS]) is placed by the plan; the
     # [CLS] tokens go to the reserved tail, so the body capacity is max_seq_length - max_seq_per_pack.
     placed_lengths = lengths - 1 if cls_layout == "tail" else lengths
     capacity = max_seq_length - max_seq_per_pack if cls_layout == "tail" else max_seq_length
-    plan = pack_histogram(
-        sequence_length_histogram(placed_lengths, capacity), capacity, max_seq_per_pack, algorithm
-    )
+    histogram = sequence_length_histogram(placed_lengths, capacity)
+    if plan is None:
+        plan = pack_histogram(histogram, capacity, max_seq_per_pack, algorithm)
+    else:
+        _check_plan_fits(plan, histogram, cls_layout)
     slot_pack, slot_index, slot_offset, slot_length = _expand_plan(plan.strategies, plan.counts)
     row_of_slot = _assign_rows(placed_lengths, slot_length, seed)
 
@@ -101,42 +127,89 @@ def pack_dataset(
         )
 
     size = num_packs * max_seq_length
-    out_ids = np.zeros(size, dtype=np.int32)
-    out_ids[destination] = input_ids
-    out_types = np.zeros(size, dtype=np.int32)
-    out_types[destination] = token_type_ids
-    out_positions = np.zeros(size, dtype=np.int32)
-    out_positions[destination] = token_pos
-    out_mask = np.zeros(size, dtype=np.int32)
-    out_mask[destination] = (row_slot_index + 1)[token_row]
-
     per_slot = num_packs * max_seq_per_pack
     slot_flat = row_pack * max_seq_per_pack + row_slot_index
-    out_cls = np.zeros(per_slot, dtype=np.int32)
-    out_cls[slot_flat] = cls_positions_of_row
-    out_example_ids = np.full(per_slot, -1, dtype=np.int64)
-    out_example_ids[slot_flat] = np.arange(num_rows)
+
+    def per_token(values: np.ndarray, fill: int, dtype: Any) -> pa.FixedSizeListArray:
+        out = np.full(size, fill, dtype=dtype)
+        out[destination] = values
+        return _fixed_size(out, max_seq_length)
+
+    def per_slot_values(values: np.ndarray, fill: Any, dtype: Any) -> pa.FixedSizeListArray:
+        out = np.full((per_slot, *values.shape[1:]), fill, dtype=dtype)
+        out[slot_flat] = values
+        if values.ndim == 2:  # one vector per slot: [packs, slots, width]
+            return _fixed_size(_fixed_size(out.reshape(-1), values.shape[1]), max_seq_per_pack)
+        return _fixed_size(out, max_seq_per_pack)
 
     columns = {
-        "input_ids": _fixed_size(out_ids, max_seq_length),
-        "attention_mask": _fixed_size(out_mask, max_seq_length),
-        "token_type_ids": _fixed_size(out_types, max_seq_length),
-        "position_ids": _fixed_size(out_positions, max_seq_length),
-        "cls_positions": _fixed_size(out_cls, max_seq_per_pack),
+        "input_ids": per_token(input_ids, 0, np.int32),
+        "attention_mask": per_token((row_slot_index + 1)[token_row], 0, np.int32),
+        "token_type_ids": per_token(token_type_ids, 0, np.int32),
+        "position_ids": per_token(token_pos, 0, np.int32),
+        "cls_positions": per_slot_values(cls_positions_of_row, 0, np.int32),
     }
     if labels is not None:
-        if np.issubdtype(labels.dtype, np.floating):
-            out_labels = np.full(per_slot, np.nan, dtype=np.float32)
+        if _is_per_token(table, label_column):
+            columns["labels"] = per_token(labels, IGNORE_INDEX, np.int64)
+        elif np.issubdtype(labels.dtype, np.floating):
+            columns["labels"] = per_slot_values(labels, np.nan, np.float32)
         else:
-            out_labels = np.full(per_slot, IGNORE_INDEX, dtype=np.int64)
-        out_labels[slot_flat] = labels
-        columns["labels"] = _fixed_size(out_labels, max_seq_per_pack)
-    columns["example_ids"] = _fixed_size(out_example_ids, max_seq_per_pack)
+            columns["labels"] = per_slot_values(labels, IGNORE_INDEX, np.int64)
+    columns["example_ids"] = per_slot_values(np.arange(num_rows), -1, np.int64)
     # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
     # instead would take longer than building it.
-    settings = (max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column, seed)
+    settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
+    settings += (plan.counts.tobytes(),)
     fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
     return datasets.Dataset(InMemoryTable(pa.table(columns)), fingerprint=fingerprint)
+
+
+def packed_plan(packed: datasets.Dataset) -> PackingPlan:
+    """The packing plan a packed dataset follows, read from its own columns.
+
+    Statistics of packed data (efficiency, packing factor, packs against the lower bound) are those of
+    its plan, so they have one definition: `PackingPlan`'s. Reading the plan from the rows (rather than
+    keeping the one used to build them) stays true after `select`, `shuffle` or saving to disk. Lengths
+    are whole sequences, [CLS] included, in rows of the packed `max_seq_length`, for both layouts.
+
+    >>> packed = pack_dataset({"input_ids": [[101, 5, 102]] * 5}, 8, 2, label_column=None)
+    >>> plan = packed_plan(packed)
+    >>> plan.num_packs, plan.num_sequences, round(plan.efficiency, 3), plan.packing_factor
+    (3, 5, 0.625, 1.6666666666666667)
+    """
+    if not isinstance(packed, datasets.Dataset) or "example_ids" not in packed.column_names:
+        raise TypeError(
+            "packed_plan reads a dataset made by pack_dataset (with attention_mask and example_ids columns); "
+            f"got {type(packed).__name__}."
+        )
+    table = packed.with_format("arrow")[:]
+    mask = table.column("attention_mask").combine_chunks().flatten().to_numpy()
+    ids = table.column("example_ids").combine_chunks().flatten().to_numpy()
+    num_packs = table.num_rows
+    max_seq_length = mask.size // num_packs if num_packs else 0
+    max_seq_per_pack = ids.size // num_packs if num_packs else 0
+    if num_packs == 0:
+        raise ValueError("The packed dataset has no rows; there is no plan to read.")
+    # slot lengths [packs, slots]: how many tokens carry each sequence index
+    pack_of_token = np.repeat(np.arange(num_packs), max_seq_length)
+    real = mask > 0
+    slot_lengths = np.zeros(num_packs * (max_seq_per_pack + 1), dtype=np.int64)
+    np.add.at(slot_lengths, pack_of_token[real] * (max_seq_per_pack + 1) + mask[real], 1)
+    slot_lengths = slot_lengths.reshape(num_packs, max_seq_per_pack + 1)[:, 1:]
+    strategies_rows = -np.sort(-slot_lengths, axis=1)
+    kinds, counts = np.unique(strategies_rows, axis=0, return_counts=True)
+    strategies = tuple(tuple(int(x) for x in kind if x > 0) for kind in kinds)
+    keep = [i for i, strategy in enumerate(strategies) if strategy]
+    if len(keep) != len(strategies):
+        raise ValueError("A packed row holds no sequence; packed_plan needs rows made by pack_dataset.")
+    return PackingPlan(
+        strategies=strategies,
+        counts=counts.astype(np.int64),
+        max_seq_length=int(max_seq_length),
+        max_seq_per_pack=int(max_seq_per_pack),
+        algorithm="read from packed rows",
+    )
 
 
 def unpack(values: Any, example_ids: Any) -> np.ndarray:
@@ -144,9 +217,12 @@ def unpack(values: Any, example_ids: Any) -> np.ndarray:
 
     Empty slots (example id -1) are dropped. The ids must cover every source row exactly once,
     otherwise outputs could silently be attached to the wrong inputs.
+
+    >>> unpack([[10, 20], [30, 0]], [[2, 0], [1, -1]])
+    array([20, 30, 10])
     """
-    values = _to_numpy(values)
-    example_ids = _to_numpy(example_ids)
+    values = to_numpy(values)
+    example_ids = to_numpy(example_ids)
     if example_ids.ndim != 2 or values.shape[:2] != example_ids.shape:
         raise ValueError(
             f"values must have shape [packs, slots, ...] matching example_ids [packs, slots]; "
@@ -154,13 +230,7 @@ def unpack(values: Any, example_ids: Any) -> np.ndarray:
         )
     real = example_ids >= 0
     ids = example_ids[real]
-    counts = np.bincount(ids, minlength=len(ids)) if len(ids) else np.zeros(0, dtype=np.int64)
-    if len(counts) != len(ids) or np.any(counts != 1):
-        raise ValueError(
-            "example_ids do not hold every row 0..N-1 exactly once "
-            f"({int(np.sum(counts > 1))} duplicated, {int(np.sum(counts == 0))} missing); "
-            "unpack needs the outputs of all packs of one pack_dataset call, in any order."
-        )
+    _check_covers_every_row(ids)
     out = np.empty((len(ids), *values.shape[2:]), dtype=values.dtype)
     out[ids] = values[real]
     return out
@@ -169,73 +239,113 @@ def unpack(values: Any, example_ids: Any) -> np.ndarray:
 def unpack_tokens(
     token_values: Any, attention_mask: Any, example_ids: Any, cls_positions: Any
 ) -> list[np.ndarray]:
-    """Per-token values [packs, seq, ...] (e.g. hidden states) back to one array per source row.
+    """Per-token values [packs, seq, ...] (e.g. token logits) back to one array per source row.
 
     Row i of the result holds that sequence's tokens in their original order, [CLS] first, in both
-    layouts; so it lines up with the same sequence run alone.
+    layouts; so it lines up with the same sequence run alone (and with its per-token labels).
+
+    >>> mask = [[1, 1, 2, 2, 2, 0]]
+    >>> [row.tolist() for row in unpack_tokens([[0, 1, 2, 3, 4, 5]], mask, [[1, 0]], [[0, 2]])]
+    [[2, 3, 4], [0, 1]]
     """
-    token_values = _to_numpy(token_values)
-    attention_mask = _to_numpy(attention_mask)
-    example_ids = _to_numpy(example_ids)
-    cls_positions = _to_numpy(cls_positions)
-    if token_values.shape[:2] != attention_mask.shape or example_ids.shape != cls_positions.shape:
+    token_values = to_numpy(token_values)
+    attention_mask = to_numpy(attention_mask)
+    example_ids = to_numpy(example_ids)
+    cls_positions = to_numpy(cls_positions)
+    if (
+        attention_mask.ndim != 2
+        or token_values.shape[:2] != attention_mask.shape
+        or example_ids.shape != cls_positions.shape
+        or example_ids.shape[0] != attention_mask.shape[0]
+    ):
         raise ValueError(
             f"Expected token_values [packs, seq, ...] matching attention_mask {attention_mask.shape}, and "
             f"cls_positions matching example_ids {example_ids.shape}; got {token_values.shape[:2]} and "
             f"{cls_positions.shape}."
         )
-    per_row: dict[int, np.ndarray] = {}
-    for pack, slot in zip(*np.nonzero(example_ids >= 0), strict=True):
-        cls = cls_positions[pack, slot]
-        body = np.flatnonzero(attention_mask[pack] == slot + 1)
-        order = np.concatenate([[cls], body[body != cls]])
-        per_row[int(example_ids[pack, slot])] = token_values[pack, order]
-    if sorted(per_row) != list(range(len(per_row))):
-        raise ValueError("example_ids do not hold every row 0..N-1 exactly once; pass all packs.")
-    return [per_row[row] for row in range(len(per_row))]
+    if attention_mask.max(initial=0) > example_ids.shape[1]:
+        raise ValueError(
+            f"attention_mask holds sequence index {int(attention_mask.max())} but packs have only "
+            f"{example_ids.shape[1]} slots; pass the columns of one pack_dataset call."
+        )
+    _check_covers_every_row(example_ids[example_ids >= 0])
+    packs, positions = np.nonzero(attention_mask > 0)
+    slots = attention_mask[packs, positions].astype(np.int64) - 1
+    rows = example_ids[packs, slots]
+    if np.any(rows < 0):
+        raise ValueError("Some tokens belong to a slot whose example id is -1; the columns do not match.")
+    is_cls = cls_positions[packs, slots] == positions
+    # Sort tokens by source row, then [CLS] first, then by position in the pack.
+    order = np.lexsort((positions, ~is_cls, rows))
+    counts = np.bincount(rows, minlength=int(example_ids.max(initial=-1)) + 1)
+    return np.split(token_values[packs[order], positions[order]], np.cumsum(counts)[:-1])
 
 
-def pack_statistics(packed: datasets.Dataset) -> dict[str, float]:
-    """Token efficiency and packing factor measured on a packed dataset's own columns."""
-    table = packed.with_format("arrow")[:]
-    mask = table.column("attention_mask").combine_chunks().flatten().to_numpy()
-    ids = table.column("example_ids").combine_chunks().flatten().to_numpy()
-    num_packs = table.num_rows
-    num_sequences = int(np.sum(ids >= 0))
-    num_tokens = int(np.count_nonzero(mask))
-    return {
-        "num_packs": num_packs,
-        "num_sequences": num_sequences,
-        "num_tokens": num_tokens,
-        "efficiency": num_tokens / mask.size if mask.size else 0.0,
-        "packing_factor": num_sequences / num_packs if num_packs else 0.0,
-    }
+def _check_covers_every_row(ids: np.ndarray) -> None:
+    counts = np.bincount(ids, minlength=len(ids)) if len(ids) else np.zeros(0, dtype=np.int64)
+    if len(counts) != len(ids) or np.any(counts != 1):
+        raise ValueError(
+            "example_ids do not hold every row 0..N-1 exactly once "
+            f"({int(np.sum(counts > 1))} duplicated, {int(np.sum(counts == 0))} missing); "
+            "unpacking needs the outputs of all packs of one pack_dataset call, in any order."
+        )
 
 
-def _check_settings(max_seq_length: int, max_seq_per_pack: int, cls_layout: str) -> None:
+def _settings(
+    max_seq_length: Any, max_seq_per_pack: Any, cls_layout: str, plan: PackingPlan | None
+) -> tuple[int, int]:
+    """The row length and slots per row, from the arguments or the plan, checked to agree."""
     if cls_layout not in CLS_LAYOUTS:
         raise ValueError(f"Unknown cls_layout {cls_layout!r}; choose one of {', '.join(CLS_LAYOUTS)}.")
-    if int(max_seq_length) != max_seq_length or max_seq_length < 1:
-        raise ValueError(f"max_seq_length must be a positive integer, got {max_seq_length!r}.")
-    if int(max_seq_per_pack) != max_seq_per_pack or max_seq_per_pack < 1:
-        raise ValueError(f"max_seq_per_pack must be an integer >= 1, got {max_seq_per_pack!r}.")
+    if plan is not None:
+        if not isinstance(plan, PackingPlan):
+            raise TypeError(f"plan must be a PackingPlan (from pack_histogram), got {type(plan).__name__}.")
+        tail = plan.max_seq_per_pack if cls_layout == "tail" else 0
+        implied = {"max_seq_length": plan.max_seq_length + tail, "max_seq_per_pack": plan.max_seq_per_pack}
+        given = {"max_seq_length": max_seq_length, "max_seq_per_pack": max_seq_per_pack}
+        for name, value in given.items():
+            if value is not None and value != implied[name]:
+                raise ValueError(
+                    f"{name}={value!r} disagrees with the plan, which implies {name}={implied[name]} "
+                    f"(cls_layout={cls_layout!r}); leave {name} out when passing plan=."
+                )
+        max_seq_length, max_seq_per_pack = implied["max_seq_length"], implied["max_seq_per_pack"]
+    if max_seq_length is None or max_seq_per_pack is None:
+        raise TypeError("pack_dataset needs max_seq_length and max_seq_per_pack, or a plan=.")
+    max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
+    max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
     if cls_layout == "tail" and max_seq_per_pack >= max_seq_length:
         raise ValueError(
             f"cls_layout='tail' reserves max_seq_per_pack={max_seq_per_pack} positions for [CLS] tokens, "
             f"which leaves no room in rows of max_seq_length={max_seq_length}."
         )
+    return max_seq_length, max_seq_per_pack
+
+
+def _check_plan_fits(plan: PackingPlan, histogram: np.ndarray, cls_layout: str) -> None:
+    """A given plan must pack exactly this data's lengths, else rows would be lost or slots left empty."""
+    planned = plan.histogram()
+    if np.array_equal(planned, histogram):
+        return
+    differs = np.flatnonzero(planned != histogram)
+    length = int(differs[0]) + 1
+    what = "lengths without [CLS] (tail layout)" if cls_layout == "tail" else "lengths"
+    raise ValueError(
+        f"The plan does not fit this data: it packs {plan.num_sequences} sequences but the data has "
+        f"{int(histogram.sum())}, and for {len(differs)} {what} the counts differ (length {length}: plan "
+        f"{int(planned[length - 1])}, data {int(histogram[length - 1])}). Make the plan from this data's "
+        "histogram: pack_histogram(sequence_length_histogram(lengths, max_seq_length), ...)."
+    )
 
 
 def _as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Dataset:
-    if isinstance(tokenized, datasets.DatasetDict):
-        raise TypeError(
-            f"pack_dataset packs one split; got a DatasetDict with splits {list(tokenized)}. "
-            "Pass one of them, e.g. tokenized['train']."
-        )
-    if isinstance(tokenized, Mapping):
+    if isinstance(tokenized, Mapping) and not isinstance(tokenized, datasets.DatasetDict):
         tokenized = datasets.Dataset.from_dict(dict(tokenized))
     if not isinstance(tokenized, datasets.Dataset):
-        raise TypeError(f"Expected a datasets.Dataset or a dict of columns, got {type(tokenized).__name__}.")
+        raise TypeError(
+            "tokenized must be a datasets.Dataset, DatasetDict or dict of columns, got "
+            f"{type(tokenized).__name__}."
+        )
     if "input_ids" not in tokenized.column_names:
         raise ValueError(
             f"The dataset has no 'input_ids' column (columns: {tokenized.column_names}); "
@@ -246,23 +356,90 @@ def _as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Dat
     return tokenized
 
 
-def _flat_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """All values of a list column as one flat int array, and the length of each row."""
+_MAX_ID = np.iinfo(np.int32).max
+
+
+def _token_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """All values of a list column as one flat int array, and the length of each row.
+
+    Packed columns are int32, so ids must lie in [0, 2**31); anything else is refused rather than wrapped.
+    """
     column = table.column(name)
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
-        raise TypeError(f"Column {name!r} must hold one list of token ids per row, got {column.type}.")
+        raise TypeError(f"Column {name!r} must hold one list of integer ids per row, got {column.type}.")
     array = column.combine_chunks()
     if array.null_count:
         bad = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
         raise ValueError(f"Row {bad} of column {name!r} is missing (null).")
     lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
-    values = array.flatten().to_numpy(zero_copy_only=False)
-    if not np.issubdtype(values.dtype, np.integer):
-        raise TypeError(f"Column {name!r} must hold integer token ids, got {values.dtype}.")
+    flat = array.flatten()
+    if flat.null_count:
+        raise ValueError(f"Column {name!r} holds {flat.null_count} missing (null) ids inside its lists.")
+    values = flat.to_numpy(zero_copy_only=False)
+    if values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"Column {name!r} must hold integer ids, got {flat.type}; do not pass floats.")
+    if values.size and (values.min() < 0 or values.max() > _MAX_ID):
+        bad = int(np.flatnonzero((values < 0) | (values > _MAX_ID))[0])
+        row = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
+        raise ValueError(
+            f"Column {name!r} holds id {int(values[bad])} (row {row}); ids must lie in [0, {_MAX_ID}]."
+        )
     return values, lengths
 
 
-def _label_array(table: pa.Table, label_column: str | None) -> np.ndarray | None:
+def _token_types(table: pa.Table, lengths: np.ndarray, input_ids: np.ndarray) -> np.ndarray:
+    if "token_type_ids" not in table.column_names:
+        return np.zeros_like(input_ids)
+    token_type_ids, type_lengths = _token_column(table, "token_type_ids")
+    if not np.array_equal(type_lengths, lengths):
+        bad = int(np.flatnonzero(type_lengths != lengths)[0])
+        raise ValueError(
+            f"Row {bad} has {type_lengths[bad]} token_type_ids but {lengths[bad]} input_ids; "
+            "both columns must come from the same tokenizer call."
+        )
+    return token_type_ids
+
+
+def _check_unpadded(table: pa.Table, lengths: np.ndarray) -> None:
+    """Padding tokens would be packed as if they were text, changing every prediction: refuse them."""
+    if "attention_mask" not in table.column_names:
+        return
+    mask, mask_lengths = _token_column(table, "attention_mask")
+    if not np.array_equal(mask_lengths, lengths):
+        bad = int(np.flatnonzero(mask_lengths != lengths)[0])
+        raise ValueError(
+            f"Row {bad} has {mask_lengths[bad]} attention_mask values but {lengths[bad]} input_ids."
+        )
+    padded = np.flatnonzero(mask == 0)
+    if len(padded):
+        rows = np.unique(np.searchsorted(np.cumsum(lengths), padded, side="right"))
+        raise ValueError(
+            f"{len(rows)} rows are padded (attention_mask holds {len(padded)} zeros; first: row "
+            f"{int(rows[0])}). "
+            "Packing replaces padding: tokenize with padding=False (tokenize_task does), or drop the pad "
+            "tokens before packing."
+        )
+
+
+def _is_per_token(table: pa.Table, label_column: str | None) -> bool:
+    if label_column is None:
+        return False
+    value_type = _list_value_type(table.column(label_column).type)
+    return value_type is not None and pa.types.is_integer(value_type)
+
+
+def _list_value_type(arrow_type: pa.DataType) -> pa.DataType | None:
+    if (
+        pa.types.is_list(arrow_type)
+        or pa.types.is_large_list(arrow_type)
+        or pa.types.is_fixed_size_list(arrow_type)
+    ):
+        return arrow_type.value_type
+    return None
+
+
+def _labels(table: pa.Table, label_column: str | None, lengths: np.ndarray) -> np.ndarray | None:
+    """The labels as an array: [rows] scalars, [rows, num_labels] floats, or [tokens] per-token ids."""
     if label_column is None:
         return None
     if label_column not in table.column_names:
@@ -271,21 +448,64 @@ def _label_array(table: pa.Table, label_column: str | None) -> np.ndarray | None
             "Name the right one with label_column=..., or pass label_column=None for unlabeled data."
         )
     column = table.column(label_column)
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        raise TypeError(
-            f"Label column {label_column!r} must hold one integer (class) or float (regression) "
-            f"value per row, got {column.type}."
-        )
     if column.null_count:
         raise ValueError(f"Label column {label_column!r} has {column.null_count} missing values.")
+    value_type = _list_value_type(column.type)
+    if value_type is not None:
+        return _list_labels(table, label_column, value_type, lengths)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise TypeError(
+            f"Label column {label_column!r} must hold one integer (class) or float (regression) value per "
+            f"row, a float vector per row (multi-label) or an int list per token; got {column.type}."
+        )
     labels = column.to_numpy()
     if np.issubdtype(labels.dtype, np.floating):
-        if np.isnan(labels).any():
-            raise ValueError(f"Label column {label_column!r} holds NaN, which marks empty slots in packs.")
+        if not np.isfinite(labels).all():
+            raise ValueError(
+                f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots in packs and "
+                "inf cannot be learned. Remove or fix those rows."
+            )
         return labels.astype(np.float32)
     if np.any(labels == IGNORE_INDEX):
         raise ValueError(f"Label column {label_column!r} holds {IGNORE_INDEX}, which marks empty slots.")
     return labels.astype(np.int64)
+
+
+def _list_labels(
+    table: pa.Table, label_column: str, value_type: pa.DataType, lengths: np.ndarray
+) -> np.ndarray:
+    array = table.column(label_column).combine_chunks()
+    if isinstance(array, pa.FixedSizeListArray):
+        array = array.cast(pa.list_(value_type))
+    widths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = array.flatten()
+    if flat.null_count:
+        raise ValueError(
+            f"Label column {label_column!r} holds {flat.null_count} missing values in its lists."
+        )
+    values = flat.to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(value_type):  # one label per token
+        if not np.array_equal(widths, lengths):
+            bad = int(np.flatnonzero(widths != lengths)[0])
+            raise ValueError(
+                f"Label column {label_column!r} holds integer lists, read as one label per token, but row "
+                f"{bad} has {widths[bad]} labels for {lengths[bad]} tokens. Align labels to tokens "
+                f"({IGNORE_INDEX} for tokens without one); multi-label rows must be float vectors."
+            )
+        return values.astype(np.int64)
+    if pa.types.is_floating(value_type):  # multi-label: one float vector per row
+        if len(widths) and (widths.min() != widths.max() or widths[0] == 0):
+            raise ValueError(
+                f"Label column {label_column!r} holds float vectors (multi-label) of {widths.min()} to "
+                f"{widths.max()} values; every row needs one value per label, the same number."
+            )
+        if not np.isfinite(values).all():
+            raise ValueError(f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots.")
+        return values.astype(np.float32).reshape(len(widths), -1)
+    raise TypeError(
+        f"Label column {label_column!r} holds lists of {value_type}; use float vectors (multi-label) or "
+        "integer lists as long as input_ids (token classification)."
+    )
 
 
 def _check_lengths(lengths: np.ndarray, max_seq_length: int, max_seq_per_pack: int, cls_layout: str) -> None:
@@ -361,11 +581,5 @@ def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None)
     return row_of_slot
 
 
-def _fixed_size(flat: np.ndarray, width: int) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
-
-
-def _to_numpy(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values)
+def _fixed_size(flat: np.ndarray | pa.Array, width: int) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(flat if isinstance(flat, pa.Array) else pa.array(flat), width)

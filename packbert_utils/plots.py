@@ -243,13 +243,13 @@ def plot_packing_report(report: pd.DataFrame) -> Figure:
     ]
     positions = np.arange(len(report))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
-    bars = left.bar(positions, report["efficiency_%"], color="#4c72b0")
+    bars = left.bar(positions, 100 * report["efficiency"], color="#4c72b0")
     left.bar_label(bars, fmt="%.1f%%")
     left.set_ylim(0, 110)
     left.set_ylabel("token efficiency (% of slots holding real tokens)")
     left.set_xticks(positions, labels)
     width = 0.38
-    packs = right.bar(positions - width / 2, report["packs"], width, label="packs", color="#dd8452")
+    packs = right.bar(positions - width / 2, report["num_packs"], width, label="packs", color="#dd8452")
     bound = right.bar(
         positions + width / 2, report["lower_bound"], width, label="lower bound", color="#55a868"
     )
@@ -276,7 +276,7 @@ def plot_efficiency_sweep(sweep: pd.DataFrame) -> Figure:
             part["max_seq_per_pack"], 100 * part["efficiency"], "o-", color=colour, label=f"L = {length}"
         )
         right.plot(
-            part["max_seq_per_pack"], part["achieved_speedup"], "o-", color=colour, label=f"L = {length}"
+            part["max_seq_per_pack"], part["packing_factor"], "o-", color=colour, label=f"L = {length}"
         )
         right.axhline(part["theoretical_speedup"].iloc[0], color=colour, linestyle="--", linewidth=1)
     for ax in (left, right):

@@ -31,9 +31,9 @@ from transformers import (
 
 from .loading import load_task
 from .metrics import drop_empty_slots, task_metrics
-from .modeling import PackedBertForSequenceClassification
+from .modeling import PackedModelForSequenceClassification
 from .offline import default_checkpoint
-from .packed_dataset import pack_dataset, pack_statistics
+from .packed_dataset import pack_dataset, packed_plan
 from .tasks import TaskDatasetDict, TaskSpec, get_task
 from .tokenizing import load_tokenizer, tokenize_task
 
@@ -68,7 +68,7 @@ class TrainingResult:
         return self.train_tokens / self.train_runtime_s
 
     @property
-    def token_efficiency(self) -> float:
+    def efficiency(self) -> float:
         """Fraction of the tokens the model computed on that were real, not padding."""
         return self.train_tokens / self.computed_tokens if self.computed_tokens else 0.0
 
@@ -79,7 +79,7 @@ class TrainingResult:
         values.update(
             sequences_per_s=self.sequences_per_s,
             tokens_per_s=self.tokens_per_s,
-            token_efficiency=self.token_efficiency,
+            efficiency=self.efficiency,
         )
         return values
 
@@ -170,19 +170,17 @@ def fine_tune(
     if variant == "packed":
         train_data = pack_dataset(train_rows, max_seq_length, max_seq_per_pack, algorithm, seed=seed)
         eval_data = pack_dataset(eval_rows, max_seq_length, max_seq_per_pack, algorithm)
-        packing_factor = pack_statistics(train_data)["packing_factor"]
+        packing_factor = packed_plan(train_data).packing_factor
         batch_size = max(1, round(per_device_sequences / packing_factor))
         eval_batch_size = max(1, round(64 / packing_factor))
-        model = PackedBertForSequenceClassification.from_pretrained(
+        # Its loss is already a mean over the real sequences of a batch (accepts_loss_kwargs = False).
+        model = PackedModelForSequenceClassification.from_pretrained(
             checkpoint,
             num_labels=spec.num_labels,
-            max_sequences_per_pack=max_seq_per_pack,
+            max_seq_per_pack=max_seq_per_pack,
             problem_type=spec.problem_type,
             attn_implementation=attn_implementation,
         )
-        # The packed loss is already a mean over the real sequences of a batch; let the Trainer
-        # divide by accumulation steps rather than pass a token count meant for language models.
-        model.accepts_loss_kwargs = False
         collator = default_data_collator
     else:
         keep = ["input_ids", "token_type_ids", "attention_mask", "label"]

@@ -57,7 +57,7 @@ def main() -> int:
                 parameters=parameters,
                 kernel_name="python3",
                 cwd=str(notebook.parent),
-                progress_bar=False,
+                progress_bar=True,  # a cell-by-cell bar in the terminal, so a long notebook shows life
             )
         except papermill.PapermillExecutionError as error:
             print(f"    failed: {error.ename}: {error.evalue}\n    see {target}", file=sys.stderr)

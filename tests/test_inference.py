@@ -21,13 +21,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import (
     AutoModelForSequenceClassification,
     BertModel,
-    RobertaConfig,
-    RobertaForSequenceClassification,
+    MPNetConfig,
+    MPNetForSequenceClassification,
 )
 
 from packbert_utils import default_checkpoint, load_task, load_tokenizer
 from packbert_utils.inference import PackedTextClassifier
-from packbert_utils.modeling import PackedBertForSequenceClassification
+from packbert_utils.modeling import PackedModelForSequenceClassification
 from packbert_utils.tokenizing import TruncationWarning
 
 LABELS = {0: "negative", 1: "mixed", 2: "positive"}
@@ -59,8 +59,8 @@ def saved(tmp_path_factory, tokenizer) -> Path:
     """A 3-class classifier with a seeded head scaled to give O(1) logits, saved with its tokenizer."""
     folder = tmp_path_factory.mktemp("classifier")
     torch.manual_seed(0)
-    model = PackedBertForSequenceClassification.from_pretrained(
-        default_checkpoint(), num_labels=3, max_sequences_per_pack=4
+    model = PackedModelForSequenceClassification.from_pretrained(
+        default_checkpoint(), num_labels=3, max_seq_per_pack=4
     )
     model.config.id2label = dict(LABELS)
     model.config.label2id = {name: i for i, name in LABELS.items()}
@@ -128,10 +128,10 @@ def test_single_sentences_match_the_unpacked_model(classifier, sentences, refere
     assert stats.num_sequences == len(sentences)
     assert stats.num_tokens == sum(lengths)
     assert stats.num_chunks == -(-len(sentences) // 50)
-    assert stats.num_rows * 3 < len(sentences), "mean 27 tokens: 128-token rows should hold over 3 texts"
-    assert stats.token_efficiency == pytest.approx(sum(lengths) / (stats.num_rows * 128))
-    assert stats.packing_factor == pytest.approx(len(sentences) / stats.num_rows)
-    assert stats.num_tokens <= stats.computed_tokens <= stats.num_rows * 128
+    assert stats.num_packs * 3 < len(sentences), "mean 27 tokens: 128-token rows should hold over 3 texts"
+    assert stats.efficiency == pytest.approx(sum(lengths) / (stats.num_packs * 128))
+    assert stats.packing_factor == pytest.approx(len(sentences) / stats.num_packs)
+    assert stats.num_tokens <= stats.computed_tokens <= stats.num_packs * 128
     assert 0 <= stats.model_seconds <= stats.seconds
 
 
@@ -146,7 +146,7 @@ def test_pairs_match_the_unpacked_model_with_pair_truncation(classifier, pairs, 
     with pytest.warns(TruncationWarning):
         actual = clf.predict(plots, reviews, progress=False)
     _close(actual, expected)
-    assert clf.last_stats.num_rows < len(plots), "short pairs should share rows"
+    assert clf.last_stats.num_packs < len(plots), "short pairs should share rows"
 
 
 def test_truncation_is_the_tokenizers(saved, plain, tokenizer, sentences, reference):
@@ -162,13 +162,13 @@ def test_truncation_is_the_tokenizers(saved, plain, tokenizer, sentences, refere
 
 def test_model_instances_and_checkpoint_agree(saved, plain, sentences, reference):
     texts = sentences[:30]
-    trained_with_four = PackedBertForSequenceClassification.from_pretrained(saved)
-    assert trained_with_four.config.max_sequences_per_pack == 4
+    trained_with_four = PackedModelForSequenceClassification.from_pretrained(saved)
+    assert trained_with_four.config.max_seq_per_pack == 4
     for model in (trained_with_four, plain):
         clf = PackedTextClassifier(model, device="cpu", **SMALL)  # tokenizer found in the model's folder
         _close(clf.predict(texts, progress=False), reference[:30])
         assert clf.model.bert is model.bert, "the weights are shared, not copied"
-    assert trained_with_four.config.max_sequences_per_pack == 4, "the caller's config is left alone"
+    assert trained_with_four.config.max_seq_per_pack == 4, "the caller's config is left alone"
 
 
 def test_predict_labels_use_id2label(classifier, sentences, reference):
@@ -252,7 +252,7 @@ def test_empty_input_gives_an_empty_array(classifier):
     for empty in ([], iter([])):
         out = classifier.predict(empty, progress=False)
         assert out.shape == (0, 3) and out.dtype == np.float32
-        assert classifier.last_stats.num_sequences == 0 and classifier.last_stats.num_rows == 0
+        assert classifier.last_stats.num_sequences == 0 and classifier.last_stats.num_packs == 0
     assert classifier.predict_labels([], progress=False) == []
 
 
@@ -284,8 +284,8 @@ def test_a_bad_item_late_in_a_stream_names_its_index(classifier, sentences):
 
 def test_regression_model_has_values_not_labels(tokenizer, sentences):
     torch.manual_seed(1)
-    model = PackedBertForSequenceClassification.from_pretrained(
-        default_checkpoint(), num_labels=1, max_sequences_per_pack=2
+    model = PackedModelForSequenceClassification.from_pretrained(
+        default_checkpoint(), num_labels=1, max_seq_per_pack=2
     ).eval()
     clf = PackedTextClassifier(model, tokenizer, device="cpu", **SMALL)
     values = clf.predict(sentences[:6], progress=False)
@@ -314,8 +314,8 @@ def test_bad_models_tokenizers_and_settings_are_refused(saved, tmp_path, tokeniz
         PackedTextClassifier(saved, batch_size=0, device="cpu")
     with pytest.raises(TypeError, match="not a sequence classifier"):
         PackedTextClassifier(BertModel.from_pretrained(default_checkpoint()), tokenizer, device="cpu")
-    tiny = RobertaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
-    with pytest.raises(ValueError, match="roberta"):
-        PackedTextClassifier(RobertaForSequenceClassification(tiny), tokenizer, device="cpu")
+    tiny = MPNetConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    with pytest.raises(ValueError, match="mpnet"):
+        PackedTextClassifier(MPNetForSequenceClassification(tiny), tokenizer, device="cpu")
     with pytest.raises(TypeError, match="model_or_path"):
         PackedTextClassifier(12, tokenizer, device="cpu")

@@ -83,3 +83,31 @@ def test_bad_masks_are_refused(index, error):
 def test_additive_mask_refuses_integer_dtype():
     with pytest.raises(TypeError, match="floating"):
         additive_attention_mask(torch.ones(1, 2, dtype=torch.long), torch.int64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(packed_index_rows(), st.integers(1, 4))
+def test_windowed_mask_is_the_band_of_each_sequence_alone(index, window):
+    """Per sequence, exactly the pairs a sliding window of that size allows when the sequence runs alone."""
+    positions = torch.zeros_like(index)
+    for b in range(index.shape[0]):
+        for sequence in index[b].unique().tolist():
+            where = index[b] == sequence
+            positions[b, where] = torch.arange(int(where.sum()), dtype=index.dtype)
+    mask = block_diagonal_mask(index, positions, window)
+    for b in range(index.shape[0]):
+        for sequence in index[b].unique().tolist():
+            where = torch.nonzero(index[b] == sequence).flatten()
+            alone = (torch.arange(len(where))[:, None] - torch.arange(len(where))[None, :]).abs() <= window
+            assert torch.equal(mask[b][where][:, where], alone)
+    assert not (mask & ~block_diagonal_mask(index)).any()
+    assert bool(mask.diagonal(dim1=1, dim2=2).all())
+    additive = additive_attention_mask(index, torch.float32, positions, window)
+    assert torch.equal(additive[:, 0] == 0, mask)
+
+
+def test_window_needs_positions():
+    with pytest.raises(ValueError, match="position_ids"):
+        block_diagonal_mask(torch.tensor([[1, 1, 2]]), window=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        block_diagonal_mask(torch.tensor([[1, 1, 2]]), torch.tensor([[0, 1, 0]]), window=0)

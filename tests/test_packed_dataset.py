@@ -8,12 +8,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from packbert_utils.packed_dataset import pack_dataset, pack_statistics, unpack, unpack_tokens
-from packbert_utils.packing import ALGORITHMS
+from packbert_utils.checks import IGNORE_INDEX
+from packbert_utils.packed_dataset import pack_dataset, packed_plan, unpack, unpack_tokens
+from packbert_utils.packing import ALGORITHMS, pack_histogram, sequence_length_histogram
 
 
-def _random_rows(rng: np.random.Generator, n: int, max_len: int, regression: bool = False) -> dict:
-    lengths = rng.integers(2, max_len + 1, size=n)
+def _random_rows(
+    rng: np.random.Generator, n: int, max_len: int, regression: bool = False, min_len: int = 2
+) -> dict:
+    lengths = rng.integers(min_len, max_len + 1, size=n)
+    lengths[rng.random(n) < 0.2] = max_len  # rows of exactly the longest allowed length are common
     input_ids = [list(rng.integers(1000, 30000, size=length)) for length in lengths]
     for ids in input_ids:
         ids[0] = 101  # [CLS]
@@ -52,13 +56,13 @@ def _sequences_of_pack(row: dict, layout: str, max_seq_per_pack: int) -> dict[in
     return found
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 60),
     max_len=st.integers(2, 40),
     extra=st.integers(0, 30),
     max_seq_per_pack=st.integers(1, 8),
-    algorithm=st.sampled_from(["spfhp", "lpfhp"]),
+    algorithm=st.sampled_from(ALGORITHMS),
     layout=st.sampled_from(["inplace", "tail"]),
     regression=st.booleans(),
     seed=st.one_of(st.none(), st.integers(0, 3)),
@@ -67,8 +71,11 @@ def _sequences_of_pack(row: dict, layout: str, max_seq_per_pack: int) -> dict[in
 def test_every_sequence_lands_in_exactly_one_slot_unchanged(
     n, max_len, extra, max_seq_per_pack, algorithm, layout, regression, seed, data_seed
 ):
+    if algorithm == "nnlshp":
+        max_seq_per_pack = min(max_seq_per_pack, 3)  # nnlshp's documented limit
     rng = np.random.default_rng(data_seed)
-    rows = _random_rows(rng, n, max_len, regression)
+    rows = _random_rows(rng, n, max_len, regression, min_len=1 if layout == "inplace" else 2)
+    # extra == 0 makes the longest rows fill a whole pack
     max_seq_length = max_len + extra + (max_seq_per_pack - 1 if layout == "tail" else 0)
     packed = pack_dataset(
         datasets.Dataset.from_dict(rows), max_seq_length, max_seq_per_pack, algorithm, layout, seed=seed
@@ -140,12 +147,13 @@ def test_respects_indices_mapping_of_a_shuffled_dataset():
 def test_statistics_match_the_columns():
     rows = _random_rows(np.random.default_rng(2), 200, 40)
     packed = pack_dataset(datasets.Dataset.from_dict(rows), 128, 8)
-    stats = pack_statistics(packed)
+    stats = packed_plan(packed)
     tokens = sum(len(ids) for ids in rows["input_ids"])
-    assert stats["num_sequences"] == 200
-    assert stats["num_tokens"] == tokens
-    assert stats["efficiency"] == pytest.approx(tokens / (len(packed) * 128))
-    assert stats["packing_factor"] == pytest.approx(200 / len(packed))
+    assert stats.num_sequences == 200
+    assert stats.num_tokens == tokens
+    assert stats.num_packs == len(packed)
+    assert stats.efficiency == pytest.approx(tokens / (len(packed) * 128))
+    assert stats.packing_factor == pytest.approx(200 / len(packed))
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -153,7 +161,7 @@ def test_all_algorithms_pack_a_realistic_length_mix(algorithm):
     rng = np.random.default_rng(5)
     rows = _random_rows(rng, 400, 60)
     packed = pack_dataset(datasets.Dataset.from_dict(rows), 128, 3, algorithm=algorithm)
-    assert pack_statistics(packed)["num_sequences"] == 400
+    assert packed_plan(packed).num_sequences == 400
 
 
 def test_unlabeled_data_has_no_labels_column():
@@ -190,13 +198,23 @@ def test_bad_input_gives_a_clear_error(rows, kwargs, message):
         pack_dataset(datasets.Dataset.from_dict(rows), **settings_)
 
 
-def test_empty_dataset_and_dataset_dict_are_refused():
+def test_empty_dataset_is_refused():
     empty = datasets.Dataset.from_dict({"input_ids": [], "label": []})
     with pytest.raises(ValueError, match="empty"):
         pack_dataset(empty, 16, 2)
-    splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"input_ids": [[1]], "label": [0]})})
+
+
+def test_dataset_dict_packs_split_by_split():
+    rows = _random_rows(np.random.default_rng(4), 30, 10)
+    part = datasets.Dataset.from_dict(rows)
+    splits = datasets.DatasetDict({"train": part, "validation": part.select(range(7))})
+    packed = pack_dataset(splits, 16, 2)
+    assert list(packed) == ["train", "validation"]
+    assert packed_plan(packed["train"]).num_sequences == 30
+    assert packed_plan(packed["validation"]).num_sequences == 7
+    plan = pack_histogram(sequence_length_histogram([3], 16), 16, 2)
     with pytest.raises(TypeError, match="train"):
-        pack_dataset(splits, 16, 2)
+        pack_dataset(splits, plan=plan)
 
 
 def test_unpack_refuses_incomplete_or_duplicated_ids():
@@ -227,3 +245,99 @@ def test_unpack_tokens_returns_each_sequence_in_token_order(n, max_seq_per_pack,
     )
     assert [list(tokens[:, 0]) for tokens in restored] == rows["input_ids"]
     assert all(np.array_equal(tokens[:, 1], -tokens[:, 0]) for tokens in restored)
+
+
+def _lengths(rows: dict) -> np.ndarray:
+    return np.array([len(ids) for ids in rows["input_ids"]])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_given_plan_is_followed_and_read_back(algorithm):
+    rows = _random_rows(np.random.default_rng(6), 300, 50)
+    plan = pack_histogram(sequence_length_histogram(_lengths(rows), 64), 64, 3, algorithm)
+    packed = pack_dataset(rows, plan=plan)
+    assert len(packed) == plan.num_packs
+    read = packed_plan(packed)
+    assert dict(zip(read.strategies, read.counts.tolist(), strict=True)) == dict(
+        zip(plan.strategies, plan.counts.tolist(), strict=True)
+    )
+    assert read.efficiency == pytest.approx(plan.efficiency)
+
+
+def test_a_plan_of_other_data_is_refused_with_the_difference():
+    rows = _random_rows(np.random.default_rng(7), 100, 30)
+    lengths = _lengths(rows)
+    other = pack_histogram(sequence_length_histogram(lengths[:-1], 64), 64, 4)
+    with pytest.raises(ValueError, match="99 sequences but the data has 100"):
+        pack_dataset(rows, plan=other)
+    plan = pack_histogram(sequence_length_histogram(lengths, 64), 64, 4)
+    with pytest.raises(ValueError, match="max_seq_length=32 disagrees"):
+        pack_dataset(rows, 32, plan=plan)
+
+
+def test_a_tail_plan_packs_lengths_without_cls():
+    rows = _random_rows(np.random.default_rng(8), 80, 20)
+    plan = pack_histogram(sequence_length_histogram(_lengths(rows) - 1, 28), 28, 4)
+    packed = pack_dataset(rows, plan=plan, cls_layout="tail")
+    assert len(packed[0]["input_ids"]) == 32
+    assert len(packed) == plan.num_packs
+
+
+def test_multi_label_vectors_travel_with_their_sequence():
+    rng = np.random.default_rng(9)
+    rows = _random_rows(rng, 40, 12)
+    rows["label"] = [list(rng.integers(0, 2, size=3).astype(np.float32)) for _ in range(40)]
+    packed = pack_dataset(rows, 32, 4, seed=1)
+    labels = np.asarray(packed["labels"])
+    assert labels.shape == (len(packed), 4, 3)
+    restored = unpack(labels, packed["example_ids"])
+    np.testing.assert_array_equal(restored, np.asarray(rows["label"]))
+    empty = np.asarray(packed["example_ids"]) < 0
+    assert np.isnan(labels[empty]).all()
+
+
+@pytest.mark.parametrize("layout", ["inplace", "tail"])
+def test_token_labels_move_with_their_tokens(layout):
+    rng = np.random.default_rng(10)
+    rows = _random_rows(rng, 50, 14)
+    rows["label"] = [
+        [IGNORE_INDEX, *rng.integers(0, 5, size=len(ids) - 1).tolist()] for ids in rows["input_ids"]
+    ]
+    packed = pack_dataset(rows, 32, 4, cls_layout=layout, seed=2)
+    labels = np.asarray(packed["labels"])
+    assert labels.shape == (len(packed), 32)
+    mask = np.asarray(packed["attention_mask"])
+    assert (labels[mask == 0] == IGNORE_INDEX).all()
+    restored = unpack_tokens(labels, mask, packed["example_ids"], packed["cls_positions"])
+    assert [row.tolist() for row in restored] == rows["label"]
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ([[1, 2]] * 3, "row 0 has 2 labels for"),  # int lists that are not per token
+        ([[1.0, 0.0], [1.0], [0.0, 1.0]], "1 to 2 values"),  # ragged multi-label vectors
+        ([[1.0, float("nan")]] * 3, "NaN"),
+        ([float("inf"), 1.0, 2.0], "NaN or inf"),
+        ([["a"], ["b"], ["c"]], "lists of string"),
+    ],
+)
+def test_ambiguous_or_mismatched_labels_are_refused(label, message):
+    rows = {"input_ids": [[101, 5, 102], [101, 6, 7, 102], [101, 102]], "label": label}
+    with pytest.raises((ValueError, TypeError), match=message):
+        pack_dataset(rows, 16, 2)
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("attention_mask", [[1, 1, 0], [1, 1, 1]], "1 rows are padded"),
+        ("input_ids", [[101, -5, 102], [101, 6, 102]], "id -5 \\(row 0\\)"),
+        ("input_ids", [[101, 2**31, 102], [101, 6, 102]], "2147483648"),
+        ("input_ids", [[101.0, 5.0, 102.0], [101.0, 6.0, 102.0]], "integer ids"),
+    ],
+)
+def test_padded_or_out_of_range_tokens_are_refused(column, values, message):
+    rows = {"input_ids": [[101, 5, 102], [101, 6, 102]], column: values}
+    with pytest.raises((ValueError, TypeError), match=message):
+        pack_dataset(rows, 16, 2, label_column=None)
