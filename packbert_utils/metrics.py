@@ -1,12 +1,12 @@
 """Evaluation metrics as GLUE reports them, for packed and unpacked predictions.
 
-The numbers come from scikit-learn (accuracy, F1, Matthews correlation, multi-label F1 and exact
-match), SciPy (Pearson, Spearman) and seqeval (entity-level scores of BIO tags); `evaluate.load`
-would need the hub. What this module adds is the checking around them: logits or class ids are both
-accepted, shapes are verified, and the markers of empty pack slots (label -100 for classes, NaN for
-regression and multi-label rows) are refused with a pointer to `drop_empty_slots`, so an empty slot
-is never scored by mistake. Token labels keep their -100: it marks the positions not scored
-(special tokens, second sub-words), as in training.
+The numbers come from scikit-learn (accuracy, F1, Matthews correlation), SciPy (Pearson, Spearman)
+and seqeval (entity-level scores of BIO tags), or are counted here and tested against them
+(multi-label F1 and exact match); `evaluate.load` would need the hub. What this module adds is the
+checking around them: logits or class ids are both accepted, shapes are verified, and the markers of
+empty pack slots (label -100 for classes, NaN for regression and multi-label rows) are refused with
+a pointer to `drop_empty_slots`, so an empty slot is never scored by mistake. Token labels keep
+their -100: it marks the positions not scored (special tokens, second sub-words), as in training.
 """
 
 from __future__ import annotations
@@ -189,27 +189,29 @@ def multi_label_metrics(predictions: Any, labels: Any, num_labels: int | None = 
     {'micro_f1': 0.8, 'macro_f1': 0.5, 'exact_match': 0.5}
     """
     decisions, targets = _multi_hot(predictions, labels, num_labels)
-    present = np.flatnonzero(targets.any(axis=0) | decisions.any(axis=0))
-    micro = sklearn.metrics.f1_score(targets, decisions, average="micro", zero_division=0.0)
-    macro = (
-        sklearn.metrics.f1_score(targets, decisions, average="macro", labels=present, zero_division=0.0)
-        if present.size
-        else 0.0
-    )
-    exact = sklearn.metrics.accuracy_score(targets, decisions)  # subset accuracy for indicator rows
-    return {"micro_f1": float(micro), "macro_f1": float(macro), "exact_match": float(exact)}
+    # Counted here rather than by scikit-learn, which reads a single label column [N, 1] as binary
+    # classes {0, 1} instead of one label; the tests check these counts against scikit-learn.
+    hits = (decisions & targets).sum(axis=0)
+    denominators = decisions.sum(axis=0) + targets.sum(axis=0)  # 2 TP + FP + FN, per label
+    per_label = np.divide(2 * hits, denominators, out=np.zeros(len(hits)), where=denominators > 0)
+    present = denominators > 0
+    return {
+        "micro_f1": float(2 * hits.sum() / denominators.sum()) if denominators.sum() else 0.0,
+        "macro_f1": float(per_label[present].mean()) if present.any() else 0.0,
+        "exact_match": float((decisions == targets).all(axis=1).mean()),
+    }
 
 
 def _rows_of(values: Any) -> list[np.ndarray]:
     """Per-row arrays of a padded array [N, L, ...] or of a list of per-sequence arrays."""
-    if isinstance(values, list | tuple):
-        return [to_numpy(row) for row in values]
-    array = to_numpy(values)
-    if array.ndim < 2:
+    array = None if isinstance(values, list | tuple) else to_numpy(values)
+    rows = [to_numpy(row) for row in values] if array is None else list(array) if array.ndim else [array]
+    if any(row.ndim == 0 for row in rows):
         raise ValueError(
-            f"Token outputs need one row per sequence ([N, L] or [N, L, C]), got shape {array.shape}."
+            "Token outputs need one row per sequence ([N, L] or [N, L, C], or a list of per-sequence "
+            f"arrays), got a flat sequence of {len(rows)} values."
         )
-    return list(array)
+    return rows
 
 
 def _token_sequences(
@@ -325,7 +327,8 @@ def _kind(spec: Any) -> str:
             return kind
         if wanted & set(names):
             raise ValueError(
-                f"Task {spec.name!r} mixes {kind.replace('_', '-')} metrics with others: {spec.metrics}."
+                f"Task {getattr(spec, 'name', '?')!r} mixes {kind.replace('_', '-')} metrics with others: "
+                f"{spec.metrics}; a task has metrics of one kind."
             )
     return "regression" if spec.problem_type == "regression" else "classification"
 
@@ -350,8 +353,8 @@ def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[st
     elif kind == "token":
         if not is_bio_tagset(spec.label_names) and set(spec.metrics) - {"token_accuracy"}:
             raise ValueError(
-                f"Task {spec.name!r} asks for entity scores, but its tags {spec.label_names[:4]}... are not "
-                "BIO tags (O, B-type, I-type); score such tags with token_accuracy."
+                f"Task {getattr(spec, 'name', '?')!r} asks for entity scores, but its tags "
+                f"{spec.label_names[:4]}... are not BIO tags (O, B-x, I-x); score them with token_accuracy."
             )
         scores = token_metrics(predictions, labels, spec.label_names)
     elif kind == "regression":
