@@ -293,8 +293,9 @@ def tokenize_and_align(
 ) -> dict[str, list[list[int]]]:
     """Tokenize rows of words and align their tags: the columns a token classifier trains on.
 
-    `rows` have "tokens" (words) and "tags" (one id per word). Returns `input_ids`, `token_type_ids`,
-    `attention_mask` and `labels`, one list per row, `labels` as long as `input_ids`
+    `rows` have "tokens" (words) and "tags" (one id per word). Returns the tokenizer's columns
+    (`input_ids`, `attention_mask`, and `token_type_ids` for families that have them) and `labels`, one
+    list per row, `labels` as long as `input_ids`
     (`align_tags_to_tokens`). With `max_length`, longer rows are cut and a `TruncationWarning` says
     how many words lost their tags. A word that yields no sub-word at all (e.g. a lone zero-width
     space) would lose its tag silently, so it is an error.
@@ -322,9 +323,8 @@ def tokenize_and_align(
     encoded = tokenizer(
         words, is_split_into_words=True, truncation=max_length is not None, max_length=max_length
     )
-    columns: dict[str, list[list[int]]] = {
-        name: [] for name in ("input_ids", "token_type_ids", "attention_mask")
-    }
+    names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in encoded]
+    columns: dict[str, list[list[int]]] = {name: [] for name in names}
     columns["labels"] = []
     cut_rows = cut_words = 0
     for index, row in enumerate(rows):
@@ -341,7 +341,7 @@ def tokenize_and_align(
                 )
             cut_rows += 1
             cut_words += len(missing)
-        for name in ("input_ids", "token_type_ids", "attention_mask"):
+        for name in names:
             columns[name].append(list(encoded[name][index]))
         columns["labels"].append(align_tags_to_tokens(word_ids, row["tags"]))
     if cut_rows:

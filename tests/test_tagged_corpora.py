@@ -284,6 +284,19 @@ def test_alignment_refuses_what_would_lose_tags(tokenizer: object) -> None:
         tagged_corpora.tokenize_and_align(SlowTokenizer(), [{"tokens": ["a"], "tags": [0]}])
 
 
+def test_alignment_keeps_only_the_columns_the_tokenizer_makes(tokenizer: object) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    # Families such as RoBERTa have no token types; their tokenizers return no token_type_ids.
+    no_types = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer.backend_tokenizer,  # type: ignore[attr-defined]
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    columns = tagged_corpora.tokenize_and_align(no_types, [{"tokens": ["Packing", "rocks"], "tags": [1, 0]}])
+    assert set(columns) == {"input_ids", "attention_mask", "labels"}
+    assert columns["labels"] == [[IGNORE_INDEX, 1, 0, IGNORE_INDEX]]
+
+
 def test_truncation_warns_with_the_number_of_lost_words(tokenizer: object) -> None:
     row = {"tokens": ["one", "two", "three", "four", "five"], "tags": [1, 2, 3, 4, 5]}
     with pytest.warns(TruncationWarning, match="1 of 1 rows were cut at max_length=4: 3 words lost"):
