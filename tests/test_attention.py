@@ -357,8 +357,9 @@ FAMILIES = {
 }
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
 @pytest.mark.parametrize("model_type", sorted(FAMILIES))
-def test_other_families_match_the_dense_mask(model_type):
+def test_other_families_match_the_dense_mask(model_type, grad):
     dense = family_model(model_type, "sdpa", **FAMILIES[model_type])
     packed = family_model(model_type, "packed_sdpa", **FAMILIES[model_type])
     mask = MASK[:4]
@@ -368,10 +369,11 @@ def test_other_families_match_the_dense_mask(model_type):
         kw["position_ids"] = restarting_positions(mask) + (
             2 if "roberta" in model_type or model_type == "camembert" else 0
         )
-    expected = dense(attention_mask=additive_attention_mask(mask), **kw).last_hidden_state
     buckets = SequenceBuckets.from_sequence_index(mask)
-    actual = packed(attention_mask=None, sequence_buckets=buckets, **kw).last_hidden_state
-    assert float((actual - expected)[mask > 0].abs().max()) <= 1e-5
+    with torch.set_grad_enabled(grad):
+        expected = dense(attention_mask=additive_attention_mask(mask), **kw).last_hidden_state
+        actual = packed(attention_mask=None, sequence_buckets=buckets, **kw).last_hidden_state
+    assert float((actual - expected)[mask > 0].abs().max().detach()) <= 1e-5
 
 
 @pytest.mark.parametrize("model_type", ["deberta", "deberta-v2", "mpnet"])
