@@ -78,6 +78,32 @@ class Bucket:
     positions: torch.Tensor
 
 
+@dataclass(frozen=True)
+class _Route:
+    """Rows to read (`index`) and rows to leave zero (`empty`) when moving token-heads."""
+
+    index: torch.Tensor
+    empty: torch.Tensor
+
+
+class _Move(torch.autograd.Function):
+    """`x[route.index]` with `route.empty` rows zeroed, whose gradient is the reverse move.
+
+    Each real token-head sits in exactly one bucket slot, so the way into the buckets and the way back are
+    inverse permutations (padding aside): the backward is a gather too, instead of index_select's
+    scatter-add, which is several times slower on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, route: _Route, reverse: _Route) -> torch.Tensor:
+        ctx.reverse = reverse
+        return x.index_select(0, route.index).index_fill_(0, route.empty, 0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        return grad.index_select(0, ctx.reverse.index).index_fill_(0, ctx.reverse.empty, 0), None, None
+
+
 class SequenceBuckets:
     """The sequences of a packed batch grouped by length, computed once per batch and used by every layer.
 
@@ -101,7 +127,7 @@ class SequenceBuckets:
         self.row_length = row_length
         self.bounds = bounds
         self._masks: dict[tuple[torch.dtype, int | None], list[torch.Tensor | None]] = {}
-        self._indices: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._routes: dict[int, tuple[_Route, _Route]] = {}
 
     @classmethod
     def from_sequence_index(
@@ -202,37 +228,37 @@ class SequenceBuckets:
         dense = self.num_rows * self.row_length**2
         return sum(b.count * b.length**2 for b in self.buckets) / dense if dense else 0.0
 
-    def indices(self, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gather and scatter indices over the flat [rows * L * heads] token-heads (cached per head count).
+    def routes(self, heads: int) -> tuple[_Route, _Route]:
+        """How token-heads move into the buckets and back (cached per head count).
 
-        Gathering each bucket head-major, [n, heads, Lb] rows of the flat [rows, L, heads, dim] input,
-        makes every bucket contiguous [n, heads, Lb, dim], so its matrix products need no copies. The
-        scatter index gives, for every token-head, its row among all buckets' concatenated outputs; padding
-        tokens take the zero row appended after them.
+        The flat input [rows * L * heads, dim] is gathered head-major, bucket after bucket, so that each
+        bucket is a contiguous [n, heads, Lb, dim] whose matrix products need no copies; the way back gives
+        every token-head its row among the buckets' concatenated outputs (zero for padding tokens).
         """
-        if heads not in self._indices:
+        if heads not in self._routes:
             device = self.buckets[0].token_index.device if self.buckets else torch.device("cpu")
             head = torch.arange(heads, device=device)
-            gather, scatter = (
-                [],
-                torch.empty(self.num_rows * self.row_length * heads, dtype=torch.long, device=device),
-            )
-            scatter.fill_(sum(b.count * heads * b.length for b in self.buckets))  # the zero row
+            token_heads = self.num_rows * self.row_length * heads
+            gather, gather_valid = [], []
+            scatter = torch.zeros(token_heads, dtype=torch.long, device=device)
+            scatter_valid = torch.zeros(token_heads, dtype=torch.bool, device=device)
             offset = 0
             for b in self.buckets:
-                token_heads = b.token_index[:, None, :] * heads + head[None, :, None]  # [n, heads, Lb]
-                gather.append(token_heads.reshape(-1))
-                rows = torch.arange(offset, offset + token_heads.numel(), device=device).view(
-                    token_heads.shape
-                )
-                valid = (
-                    slice(None) if b.key_valid is None else b.key_valid[:, None, :].expand(token_heads.shape)
-                )
-                scatter[token_heads[valid]] = rows[valid]
-                offset += token_heads.numel()
-            empty = torch.empty(0, dtype=torch.long, device=device)
-            self._indices[heads] = (torch.cat(gather) if gather else empty, scatter)
-        return self._indices[heads]
+                index = b.token_index[:, None, :] * heads + head[None, :, None]  # [n, heads, Lb]
+                valid = torch.ones_like(index, dtype=torch.bool) if b.key_valid is None else b.key_valid
+                valid = valid[:, None, :].expand(index.shape) if valid.dim() == 2 else valid
+                gather.append(index.reshape(-1))
+                gather_valid.append(valid.reshape(-1))
+                rows = torch.arange(offset, offset + index.numel(), device=device).view(index.shape)
+                scatter[index[valid]] = rows[valid]
+                scatter_valid[index[valid]] = True
+                offset += index.numel()
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            slots_valid = torch.cat(gather_valid) if gather else empty.bool()
+            into = _Route(torch.cat(gather) if gather else empty, torch.nonzero(~slots_valid).reshape(-1))
+            back = _Route(scatter, torch.nonzero(~scatter_valid).reshape(-1))
+            self._routes[heads] = (into, back)
+        return self._routes[heads]
 
     def masks(self, dtype: torch.dtype, sliding_window: int | None = None) -> list[torch.Tensor | None]:
         """Additive masks per bucket in `dtype` (cached): [n, 1, 1, Lb] for key padding, or [n, 1, Lb, Lb]
@@ -332,11 +358,13 @@ def packed_sdpa_attention(
         key = key.repeat_interleave(heads // key.shape[1], dim=1)
         value = value.repeat_interleave(heads // value.shape[1], dim=1)
     scale = scaling if scaling is not None else dim**-0.5
-    gather, scatter = sequence_buckets.indices(heads)
+    into, back = sequence_buckets.routes(heads)
+    if not sequence_buckets.buckets:  # padding only
+        return value.new_zeros(batch, length, heads, value.shape[-1]), None
     sizes = [b.count * heads * b.length for b in sequence_buckets.buckets]
     # [batch, heads, L, d] -> rows of the flat [batch, L, heads] token-heads, gathered bucket by bucket
     parts = [
-        x.transpose(1, 2).reshape(-1, x.shape[-1]).index_select(0, gather).split(sizes)
+        _Move.apply(x.transpose(1, 2).reshape(-1, x.shape[-1]), into, back).split(sizes)
         for x in (query, key, value)
     ]
     masks = sequence_buckets.masks(query.dtype, sliding_window)
@@ -345,8 +373,7 @@ def packed_sdpa_attention(
         shape = (bucket.count, heads, bucket.length, -1)
         out = _bucket_attention(q.view(shape), k.view(shape), v.view(shape), mask, dropout, scale)
         outputs.append(out.reshape(-1, out.shape[-1]))
-    outputs.append(value.new_zeros(1, value.shape[-1]))  # the output of padding tokens
-    out = torch.cat(outputs).index_select(0, scatter)
+    out = _Move.apply(torch.cat(outputs), back, into)
     return out.view(batch, length, heads, -1), None
 
 
