@@ -302,7 +302,8 @@ def _bucket_attention(
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
     if mask is not None:
         scores = scores + mask
-    probs = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)  # as transformers' eager attention
+    # at least fp32, as in transformers' eager attention
+    probs = scores.softmax(dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(query.dtype)
     if dropout > 0.0:
         probs = F.dropout(probs, p=dropout, training=True)
     return torch.matmul(probs, value)

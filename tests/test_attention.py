@@ -238,6 +238,52 @@ def test_property_random_packings_match_the_dense_mask(packing, grad, seed):
     assert torch.isfinite(actual).all()
 
 
+def dense_attention(q, k, v, mask):
+    """The reference: SDPA over whole rows with the block-diagonal mask, as [batch, seq, heads, d]."""
+    additive = additive_attention_mask(mask, q.dtype)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=additive).transpose(1, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(packings(), st.integers(0, 2**16))
+def test_property_gradients_wrt_queries_keys_values_match_the_dense_mask(packing, seed):
+    mask, bounds = packing
+    generator = torch.Generator().manual_seed(seed)
+    shape = (mask.shape[0], 3, mask.shape[1], 4)
+    tensors = [torch.randn(shape, dtype=torch.float64, generator=generator) for _ in range(3)]
+    weights = torch.randn(mask.shape[0], mask.shape[1], 3, 4, dtype=torch.float64, generator=generator)
+    weights = weights * (mask > 0)[..., None, None]  # only real tokens' outputs count
+    buckets = SequenceBuckets.from_sequence_index(mask, bounds=bounds)
+    if not bool((mask > 0).any()):  # padding only: a constant zero output
+        out, _ = packed_sdpa_attention(torch.nn.Module(), *tensors, None, sequence_buckets=buckets)
+        assert out.shape == weights.shape and not bool(out.any())
+        return
+    grads = []
+    for attend in (
+        lambda q, k, v: dense_attention(q, k, v, mask),
+        lambda q, k, v: packed_sdpa_attention(torch.nn.Module(), q, k, v, None, sequence_buckets=buckets)[0],
+    ):
+        leaves = [t.clone().requires_grad_() for t in tensors]
+        (attend(*leaves) * weights).sum().backward()
+        grads.append([leaf.grad for leaf in leaves])
+    for expected, actual in zip(*grads, strict=True):
+        assert torch.allclose(actual, expected, atol=1e-10)
+
+
+def test_gradcheck_of_the_bucketed_attention():
+    mask = torch.tensor([[1, 1, 2, 0, 3], [1, 2, 2, 2, 1]])
+    buckets = SequenceBuckets.from_sequence_index(mask, bounds=(2, 5))
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (
+        torch.randn(2, 2, 5, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+        for _ in range(3)
+    )
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: packed_sdpa_attention(torch.nn.Module(), q, k, v, None, sequence_buckets=buckets)[0],
+        (q, k, v),
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Dropout, fallback, registration, errors
 
