@@ -86,19 +86,18 @@ def batch_counts(variant: str, batch: dict[str, Any]) -> tuple[int, int]:
 
 def forward(model: Any, variant: str, batch: dict[str, Any], dtype: Any, bounds: Any = None) -> Any:
     """Logits [sequences, labels] of a batch, and the labels, computed the way `variant` does."""
-    from packbert_utils.attention import SequenceBuckets
-    from packbert_utils.masks import additive_attention_mask
+    from packbert_utils.attention import packed_attention_inputs
 
     if not variant.startswith("packed"):
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"]
-    sequence_index = batch["attention_mask"]
-    if variant == "packed, buckets":
-        extra = {
-            "attention_mask": None,
-            "sequence_buckets": SequenceBuckets.from_sequence_index(sequence_index, bounds),
-        }
-    else:
-        extra = {"attention_mask": additive_attention_mask(sequence_index, dtype=dtype)}
+    wanted = variant == "packed, buckets"
+    extra = packed_attention_inputs(
+        model.config, batch["attention_mask"], dtype, use_buckets=wanted, bounds=bounds
+    )
+    if wanted != ("sequence_buckets" in extra):
+        raise RuntimeError(
+            f"variant {variant!r} runs with attention implementation {model.config._attn_implementation}"
+        )
     hidden = model.bert(
         batch["input_ids"],
         token_type_ids=batch["token_type_ids"],

@@ -13,7 +13,8 @@ roberta, xlm_roberta, camembert, electra, albert, distilbert, mobilebert and mod
 layers are honoured within each sequence). deberta, deberta_v2 and mpnet compute attention themselves
 (eager only) and cannot use it; transformers refuses "packed_sdpa" for them as it refuses "sdpa".
 Keyword arguments of the model's forward reach the attention function, so a packed forward passes
-`sequence_buckets=SequenceBuckets.from_sequence_index(attention_mask)` and `attention_mask=None`.
+`sequence_buckets=SequenceBuckets.from_sequence_index(attention_mask)` and `attention_mask=None`;
+`packed_attention_inputs` chooses between that and the dense block-diagonal mask.
 Without `sequence_buckets` the function is plain SDPA with the mask the model built, so a model loaded
 with "packed_sdpa" still runs ordinary padded batches correctly.
 """
@@ -294,11 +295,14 @@ def _bucket_attention(
     dropout: float,
     scale: float,
 ) -> torch.Tensor:
-    """Attention of one bucket [n, heads, Lb, dim]. Training spells it out: on CPU, SDPA's fused backward pays
-    a fixed cost per (sequence, head) that outweighs these small blocks, and its dropout falls back to the
-    same unfused math anyway. Inference keeps SDPA's fused forward."""
-    if dropout == 0.0 and not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad)):
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=scale)
+    """Attention of one bucket [n, heads, Lb, dim]. Training on CPU spells it out: SDPA's fused CPU backward
+    pays a fixed cost per (sequence, head) that outweighs these small blocks, and with dropout SDPA falls back
+    to the same unfused math anyway. Inference, and GPUs, keep SDPA's fused kernels."""
+    training = dropout > 0.0 or (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad))
+    if not training or query.device.type != "cpu":
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=dropout, scale=scale
+        )
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
     if mask is not None:
         scores = scores + mask
@@ -396,3 +400,39 @@ def register(name: str = NAME) -> str:
     AttentionInterface.register(name, packed_sdpa_attention)
     AttentionMaskInterface.register(name, sdpa_mask)
     return name
+
+
+def packed_attention_inputs(
+    config: Any,
+    attention_mask: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    position_ids: torch.Tensor | None = None,
+    use_buckets: bool | None = None,
+    bounds: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments that keep the sequences of a packed batch apart, for the encoder's forward.
+
+    With "packed_sdpa" as `config._attn_implementation` and buckets wanted, they are
+    `{"attention_mask": None, "sequence_buckets": ...}`; otherwise the dense additive mask in `dtype`.
+    Buckets are never handed to another implementation, which would ignore them and silently let the
+    sequences see each other. `use_buckets=None` takes them when autograd records (training): on CPU a
+    forward alone over rows of up to 256 tokens is as fast or faster with the dense mask.
+
+    >>> from transformers import BertConfig
+    >>> config = BertConfig(attn_implementation=register())
+    >>> mask = torch.tensor([[1, 1, 2, 0]])
+    >>> sorted(packed_attention_inputs(config, mask, use_buckets=True))
+    ['attention_mask', 'sequence_buckets']
+    >>> packed_attention_inputs(config, mask, use_buckets=False)["attention_mask"].shape
+    torch.Size([1, 1, 4, 4])
+    """
+    from packbert_utils.masks import additive_attention_mask
+
+    if use_buckets is None:
+        use_buckets = torch.is_grad_enabled()
+    if use_buckets and getattr(config, "_attn_implementation", None) == NAME:
+        buckets = SequenceBuckets.from_sequence_index(
+            attention_mask, bounds=bounds, position_ids=position_ids
+        )
+        return {"attention_mask": None, "sequence_buckets": buckets}
+    return {"attention_mask": additive_attention_mask(attention_mask, dtype=dtype)}

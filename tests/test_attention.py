@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
 from packbert_utils import attention
-from packbert_utils.attention import SequenceBuckets, default_bounds, packed_sdpa_attention, register
+from packbert_utils.attention import (
+    SequenceBuckets,
+    default_bounds,
+    packed_attention_inputs,
+    packed_sdpa_attention,
+    register,
+)
 from packbert_utils.masks import additive_attention_mask
 
 register()
@@ -338,6 +344,27 @@ def test_register_is_idempotent_and_from_pretrained_accepts_the_name(tmp_path):
     dense.save_pretrained(tmp_path)
     loaded = BertModel.from_pretrained(tmp_path, attn_implementation="packed_sdpa")
     assert loaded.config._attn_implementation == "packed_sdpa"
+
+
+def test_packed_attention_inputs_use_buckets_only_where_they_are_honoured():
+    dense, packed = tiny_models()
+    kw = inputs(MASK)
+    positions = kw["position_ids"]
+    with torch.enable_grad():
+        chosen = packed_attention_inputs(packed.config, MASK, position_ids=positions)
+        assert chosen["attention_mask"] is None and isinstance(chosen["sequence_buckets"], SequenceBuckets)
+        assert torch.equal(chosen["sequence_buckets"].buckets[0].positions.max(), positions.max())
+        # a model with another implementation would ignore buckets: it gets the dense mask, even if asked
+        other = packed_attention_inputs(dense.config, MASK, use_buckets=True)
+        assert set(other) == {"attention_mask"} and other["attention_mask"].shape == (5, 1, 12, 12)
+        actual = packed(**kw, **chosen).last_hidden_state
+        expected = dense(**kw, **other).last_hidden_state
+    assert float((actual - expected)[MASK > 0].abs().max().detach()) <= 1e-5
+    with torch.inference_mode():
+        assert set(packed_attention_inputs(packed.config, MASK)) == {"attention_mask"}
+        assert "sequence_buckets" in packed_attention_inputs(packed.config, MASK, use_buckets=True)
+    low = packed_attention_inputs(packed.config, MASK, dtype=torch.bfloat16, use_buckets=False)
+    assert low["attention_mask"].dtype == torch.bfloat16
 
 
 def test_wrong_buckets_or_causal_attention_are_errors():
