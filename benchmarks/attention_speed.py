@@ -118,10 +118,8 @@ def use_variant(model: Any, variant: str) -> None:
         model.set_attn_implementation(wanted)
 
 
-def measure(
-    batches: dict[str, list[dict[str, Any]]], repeats: int, bounds: Any, train: bool, bf16: bool, clock: Any
-) -> dict[str, list[float]]:
-    """Median seconds per batch, per variant (variants interleaved batch by batch), read from `clock`."""
+def make_step(train: bool, bf16: bool, bounds: Any, clock: Any) -> Any:
+    """A fresh MiniLM classifier and a function running one timed batch of a variant on it."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -151,6 +149,14 @@ def measure(
                 forward(model, variant, batch, dtype, bounds)
         return clock() - start
 
+    return step
+
+
+def measure(
+    batches: dict[str, list[dict[str, Any]]], repeats: int, bounds: Any, train: bool, bf16: bool, clock: Any
+) -> dict[str, list[float]]:
+    """Median seconds per batch, per variant (variants interleaved batch by batch), read from `clock`."""
+    step = make_step(train, bf16, bounds, clock)
     for variant in VARIANTS:  # warm-up: allocator, kernel selection, the first optimizer state
         step(variant, batches[variant][0])
     times: dict[str, list[list[float]]] = {v: [[] for _ in batches[v]] for v in VARIANTS}
@@ -159,6 +165,55 @@ def measure(
             for variant in VARIANTS:
                 times[variant][i].append(step(variant, batches[variant][i]))
     return {v: [statistics.median(t) for t in times[v]] for v in VARIANTS}
+
+
+# Operator groups of a training step, by the name of the ATen operator that spends the time.
+PROFILE_GROUPS = {
+    "linear layers (mm, addmm)": ("aten::mm", "aten::addmm", "aten::linear"),
+    "attention products (bmm, SDPA kernels)": ("aten::bmm", "aten::_scaled_dot_product"),
+    "dropout random numbers (bernoulli_)": ("aten::bernoulli_",),
+    "softmax": ("aten::_softmax", "aten::_softmax_backward_data", "aten::_safe_softmax"),
+    "bucket moves (index_select, cat, index_fill_)": ("aten::index_select", "aten::cat", "aten::index_fill_"),
+    "optimizer (fused AdamW)": ("aten::_fused_adamw_",),
+}
+
+
+def profile(batches: dict[str, list[dict[str, Any]]], bounds: Any, bf16: bool) -> dict[str, dict[str, float]]:
+    """Share of a training step's self CPU time per operator group, per variant (one pass over batches)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    step = make_step(True, bf16, bounds, time.perf_counter)
+    shares = {}
+    for variant in VARIANTS:
+        step(variant, batches[variant][0])
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for batch in batches[variant]:
+                step(variant, batch)
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        row = {"ms per batch": total / 1000 / len(batches[variant])}
+        for group, prefixes in PROFILE_GROUPS.items():
+            spent = sum(e.self_cpu_time_total for e in events if e.key.startswith(prefixes))
+            row[group] = spent / total
+        row["other"] = 1 - sum(row[g] for g in PROFILE_GROUPS)
+        shares[variant] = row
+    return shares
+
+
+def profile_table(shares: dict[str, dict[str, float]], title: str) -> str:
+    groups = [*PROFILE_GROUPS, "other"]
+    lines = [
+        f"Where a training step's CPU time goes ({title}; self time of ATen operators under torch.profiler, "
+        "one pass over the batches; the profiler adds overhead, so compare shares, not milliseconds):",
+        "",
+        "| variant | ms/batch (profiled) | " + " | ".join(groups) + " |",
+        "|---|---:|" + "---:|" * len(groups),
+    ]
+    for variant, row in shares.items():
+        cells = " | ".join(f"{100 * row[g]:.0f}%" for g in groups)
+        lines.append(f"| {variant} | {row['ms per batch']:.0f} | {cells} |")
+    return "\n".join(lines)
 
 
 def exactness(batches: dict[str, list[dict[str, Any]]], bounds: Any) -> dict[str, float]:
@@ -267,6 +322,9 @@ def main() -> None:
         default="wall",
         help="wall time, or this process's CPU time (steadier on a shared machine; with one thread only)",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="add where a training step's time goes (fp32 and bf16)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 batches, 1 timing, fp32 training only")
     parser.add_argument("--output", default=None, help="write the Markdown table here (and a PNG beside it)")
     args = parser.parse_args()
@@ -297,8 +355,15 @@ def main() -> None:
                 flush=True,
             )
     exact = exactness(batches, bounds)
+    profiles = {}
+    if args.profile:
+        for title, bf16 in (("fp32", False), ("bf16 autocast", True)):
+            profiles[title] = profile(batches, bounds, bf16)
     settings["load_after"] = f"{os.getloadavg()[0]:.2f}"
-    publish(table(results, exact, settings), args.output, lambda png: _chart(results, png))
+    report = "\n\n".join(
+        [table(results, exact, settings), *(profile_table(shares, t) for t, shares in profiles.items())]
+    )
+    publish(report, args.output, lambda png: _chart(results, png))
 
 
 if __name__ == "__main__":
