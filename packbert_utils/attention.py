@@ -3,9 +3,9 @@
 With the block-diagonal mask, a packed row of L tokens still pays for [heads, L, L] scores, softmax and
 attention dropout, although most of that matrix belongs to other sequences and is masked out. Here the
 sequences of a batch are grouped by length once per batch (`SequenceBuckets`); in every layer each group's
-queries, keys and values are gathered from the flat [rows x L] tokens into [n, heads, Lb, dim], run through
-PyTorch's scaled_dot_product_attention (with the attention dropout) and scattered back. Nothing else of the
-model changes: it still sees packed rows of fixed shape.
+queries, keys and values are gathered from the flat [rows x L] tokens into [n, heads, Lb, dim], attend
+(with the attention dropout) and are put back. Nothing else of the model changes: it still sees packed rows
+of fixed shape, and the results equal the dense mask's (to float rounding) in outputs and gradients.
 
 The function is registered in transformers' `AttentionInterface` as "packed_sdpa" (`register()`), so any
 encoder whose self-attention goes through `ALL_ATTENTION_FUNCTIONS` uses it: in transformers 5.24 bert,
@@ -70,6 +70,10 @@ class Bucket:
     `token_index` [count, length] holds flat token indices (row * row_length + column); padding slots
     point at token 0 and are masked out by `key_valid` [count, length] (None when nothing is padded).
     `positions` [count, length] holds each token's position within its sequence (for sliding windows).
+
+    >>> bucket = SequenceBuckets.from_sequence_index(torch.tensor([[1, 1, 2, 0]])).buckets[0]
+    >>> bucket.count, bucket.length, bucket.key_valid.tolist()
+    (2, 2, [[True, True], [True, False]])
     """
 
     count: int
@@ -229,7 +233,7 @@ class SequenceBuckets:
         dense = self.num_rows * self.row_length**2
         return sum(b.count * b.length**2 for b in self.buckets) / dense if dense else 0.0
 
-    def routes(self, heads: int) -> tuple[_Route, _Route]:
+    def _routes_for(self, heads: int) -> tuple[_Route, _Route]:
         """How token-heads move into the buckets and back (cached per head count).
 
         The flat input [rows * L * heads, dim] is gathered head-major, bucket after bucket, so that each
@@ -261,7 +265,7 @@ class SequenceBuckets:
             self._routes[heads] = (into, back)
         return self._routes[heads]
 
-    def masks(self, dtype: torch.dtype, sliding_window: int | None = None) -> list[torch.Tensor | None]:
+    def _masks_for(self, dtype: torch.dtype, sliding_window: int | None = None) -> list[torch.Tensor | None]:
         """Additive masks per bucket in `dtype` (cached): [n, 1, 1, Lb] for key padding, or [n, 1, Lb, Lb]
         with a sliding window (|position_q - position_k| < sliding_window); None where nothing is masked."""
         key = (dtype, sliding_window)
@@ -363,7 +367,7 @@ def packed_sdpa_attention(
         key = key.repeat_interleave(heads // key.shape[1], dim=1)
         value = value.repeat_interleave(heads // value.shape[1], dim=1)
     scale = scaling if scaling is not None else dim**-0.5
-    into, back = sequence_buckets.routes(heads)
+    into, back = sequence_buckets._routes_for(heads)
     if not sequence_buckets.buckets:  # padding only
         return value.new_zeros(batch, length, heads, value.shape[-1]), None
     sizes = [b.count * heads * b.length for b in sequence_buckets.buckets]
@@ -372,7 +376,7 @@ def packed_sdpa_attention(
         _Move.apply(x.transpose(1, 2).reshape(-1, x.shape[-1]), into, back).split(sizes)
         for x in (query, key, value)
     ]
-    masks = sequence_buckets.masks(query.dtype, sliding_window)
+    masks = sequence_buckets._masks_for(query.dtype, sliding_window)
     outputs = []
     for bucket, q, k, v, mask in zip(sequence_buckets.buckets, *parts, masks, strict=True):
         shape = (bucket.count, heads, bucket.length, -1)
