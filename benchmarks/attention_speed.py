@@ -123,8 +123,8 @@ def make_step(train: bool, bf16: bool, bounds: Any, clock: Any) -> Any:
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from packbert_utils import default_checkpoint
     from packbert_utils.attention import register
-    from packbert_utils.data import default_checkpoint
 
     register()
     torch.manual_seed(0)
@@ -221,7 +221,7 @@ def exactness(batches: dict[str, list[dict[str, Any]]], bounds: Any) -> dict[str
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from packbert_utils.data import default_checkpoint
+    from packbert_utils import default_checkpoint
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(default_checkpoint(), num_labels=2).eval()

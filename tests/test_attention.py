@@ -492,7 +492,7 @@ def test_modernbert_sliding_window_layers_match_each_sequence_alone(grad):
 
 @pytest.fixture(scope="module")
 def minilm():
-    from packbert_utils.data import default_checkpoint, load_tokenizer
+    from packbert_utils import default_checkpoint, load_tokenizer
 
     dense = BertModel.from_pretrained(default_checkpoint(), attn_implementation="sdpa").eval()
     packed = BertModel.from_pretrained(default_checkpoint(), attn_implementation="packed_sdpa").eval()
