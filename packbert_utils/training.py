@@ -22,6 +22,7 @@ import datasets
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     DataCollatorForTokenClassification,
@@ -35,6 +36,7 @@ from transformers import (
 )
 
 from .checks import IGNORE_INDEX, check_positive_int
+from .families import family_of
 from .loading import load_task
 from .metrics import drop_empty_slots, task_metrics
 from .modeling import PackedModelForSequenceClassification, PackedModelForTokenClassification
@@ -115,7 +117,7 @@ def fine_tune(
     max_eval_rows: int | None = None,
     eval_split: str = "validation",
     algorithm: str = "lpfhp",
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
     bf16: bool = False,
     output_dir: str | None = None,
     logging_steps: int = 10,
@@ -136,7 +138,10 @@ def fine_tune(
     `packing_factor` sequences each), so that all variants take about the same number of steps.
     Row limits take a fixed random subset (the same for every seed and variant), for quick runs.
     Pass `dataset` to train on an already loaded DatasetDict instead of loading `task`; data from
-    `load_task` carries its task, other splits need `task` to describe them. `bf16=True` trains in
+    `load_task` carries its task, other splits need `task` to describe them. `attn_implementation`
+    None picks the fastest exact one: "packed_sdpa" for packed rows (attention per sequence-length
+    bucket, see `packbert_utils.attention`) where the family supports it, else "sdpa" (DeBERTa-v2:
+    "eager"). `bf16=True` trains in
     mixed precision (autocast to bfloat16; on CPUs with AMX/AVX-512 bf16 units and on GPUs).
     Under `torchrun` the Trainer trains data-parallel (gloo on CPU, nccl on GPU).
 
@@ -313,9 +318,13 @@ def _variant_batches(
 
 
 def _build_model(
-    variant: str, checkpoint: str, spec: TaskSpec, max_seq_per_pack: int, attn_implementation: str
+    variant: str, checkpoint: str, spec: TaskSpec, max_seq_per_pack: int, attn_implementation: str | None
 ) -> PreTrainedModel:
     """Step 4: the packed model of the checkpoint's family, or its plain transformers model."""
+    if attn_implementation is None:
+        attention = family_of(AutoConfig.from_pretrained(checkpoint)).attention
+        preferred = ("packed_sdpa", "sdpa") if variant == "packed" else ("sdpa",)
+        attn_implementation = next((name for name in preferred if name in attention), attention[0])
     token_task = spec.problem_type == "token_classification"
     settings: dict[str, Any] = {"num_labels": spec.num_labels, "attn_implementation": attn_implementation}
     if not token_task:
