@@ -22,8 +22,7 @@ import seqeval.metrics
 import sklearn.metrics
 
 from .checks import IGNORE_INDEX, to_numpy
-from .tagged_corpora import is_bio_tagset
-from .tasks import TaskSpec, get_task
+from .tasks import TaskSpec, get_task, is_bio_tagset
 
 
 def _f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
