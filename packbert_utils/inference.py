@@ -406,7 +406,10 @@ class PackedTokenClassifier(_PackedPredictor):
         words = [text.split() if isinstance(text, str) else list(text) for text in texts]
         where = f"Texts {start} to {start + len(texts) - 1}"
         # Without tags, `labels` holds the index of the word each token begins (IGNORE_INDEX elsewhere).
-        return tokenize_words(self.tokenizer, words, self.max_seq_length, where=where) | {"words": words}
+        columns = tokenize_words(
+            self.tokenizer, words, self.max_seq_length, where=where, limit_name="max_seq_length"
+        )
+        return columns | {"words": words}
 
     def _unpack_chunk(
         self, outputs: np.ndarray, rows: dict[str, np.ndarray], tokenized: Mapping[str, Any]

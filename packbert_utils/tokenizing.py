@@ -252,6 +252,7 @@ def tokenize_words(
     *,
     tags: Sequence[Sequence[int]] | None = None,
     where: str = "Rows",
+    limit_name: str = "max_length",
 ) -> dict[str, list[list[int]]]:
     """Tokenize rows of words, one sequence per row, and align each row's word tags to its tokens.
 
@@ -259,8 +260,9 @@ def tokenize_words(
     the word it begins (`align_tags_to_tokens`), `IGNORE_INDEX` elsewhere; without `tags`, the index of
     the word it begins, which maps tokens back to words. With `max_length`, longer rows are truncated
     as the tokenizer truncates them, and a `TruncationWarning` says how many rows (`where` names them)
-    and how many words lost their tags. A word that yields no sub-word (e.g. a lone zero-width space)
-    would lose its tag silently, so it is an error. Memory is bounded as in `tokenize_task`.
+    and how many words lost their tags (`limit_name`: what the warning calls `max_length`). A word
+    that yields no sub-word (e.g. a lone zero-width space) would lose its tag silently, so it is an
+    error. Memory is bounded as in `tokenize_task`.
 
     >>> columns = tokenize_words(load_tokenizer(), [["Packing", "rocks"]], tags=[[1, 0]])
     >>> columns["input_ids"][0], columns["labels"][0]
@@ -283,7 +285,7 @@ def tokenize_words(
         tally,
     )
     if tally.rows:
-        _warn_truncated(where, tally, len(rows), "max_length", max_length, _lost_words(tally), stacklevel=3)
+        _warn_truncated(where, tally, len(rows), limit_name, max_length, _lost_words(tally), stacklevel=3)
     return {name: [row for chunk in arrays for row in chunk.to_pylist()] for name, arrays in chunks.items()}
 
 
