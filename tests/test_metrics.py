@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 from packbert_utils import metrics, tasks
 from packbert_utils.checks import IGNORE_INDEX
+from packbert_utils.packed_dataset import pack_dataset
 
 
 def _classification_spec(num_labels: int) -> tasks.TaskSpec:
@@ -468,6 +469,47 @@ def test_token_metrics_match_seqeval(case: tuple[list[list[int]], list[list[int]
     assert result["token_accuracy"] == pytest.approx(np.mean(np.array(flat_true) == np.array(flat_predicted)))
     # compute_metrics (rows unpacked) gives the same numbers.
     assert metrics.make_compute_metrics(_NER_LIKE)((logits, labels)) == pytest.approx(result)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tagged_batches(), st.sampled_from(["inplace", "tail"]), st.randoms(use_true_random=False))
+def test_packed_token_predictions_score_every_sequence_alone(
+    case: tuple[list[list[int]], list[list[int]]], layout: str, random: object
+) -> None:
+    """Packed, unpacked per sequence, the rows score exactly as the sequences scored one by one."""
+    true, predicted = case
+    rng = np.random.default_rng(random.getrandbits(32))  # type: ignore[attr-defined]
+    labels = [[_I, *t, _I] for t in true]  # [CLS] and [SEP] are not scored
+    predictions = [[int(rng.integers(0, 5)), *p, int(rng.integers(0, 5))] for p in predicted]
+    lengths = [len(row) for row in labels]
+    token_ids = np.split(np.arange(1, sum(lengths) + 1), np.cumsum(lengths)[:-1])  # a unique id per token
+    rows = {"input_ids": [ids.tolist() for ids in token_ids], "label": labels}
+    packed = pack_dataset(rows, max(lengths) + 4, 3, cls_layout=layout)
+    predicted_of_token = np.concatenate([[0], *predictions])  # id 0 is padding
+    packed_ids = np.asarray(packed["input_ids"])
+    logits = np.eye(len(_BIO_NAMES))[predicted_of_token[packed_ids]] * 50.0  # [P, L, C]
+    per_sequence, per_labels = metrics.packed_token_predictions(logits, packed)
+    assert [row.tolist() for row in per_labels] == labels  # dataset order, each sequence's own order
+    assert [row.argmax(axis=1).tolist() for row in per_sequence] == predictions
+    alone = metrics.token_metrics(
+        [np.array(p) for p in predictions], [np.array(t) for t in labels], _BIO_NAMES
+    )
+    assert metrics.task_metrics(_NER_LIKE, per_sequence, per_labels) == pytest.approx(alone)
+    compute = metrics.make_compute_metrics(_NER_LIKE, packed_eval=packed)
+    assert compute((logits, np.asarray(packed["labels"]))) == pytest.approx(alone)
+
+
+def test_packed_token_predictions_refuse_what_does_not_match() -> None:
+    packed = pack_dataset({"input_ids": [[1, 2, 3], [4, 5]], "label": [[_I, 1, _I], [_I, _I]]}, 8, 2)
+    with pytest.raises(ValueError, match=r"lacks the columns \['cls_positions'\]"):
+        metrics.packed_token_predictions(np.zeros((1, 8)), packed.remove_columns("cls_positions"))
+    with pytest.raises(ValueError, match="do not match the packed rows"):
+        metrics.packed_token_predictions(np.zeros((1, 7)), packed)
+    unlabelled = packed.remove_columns("labels")
+    with pytest.raises(ValueError, match=r"labels=\.\.\."):
+        metrics.packed_token_predictions(np.zeros((1, 8)), unlabelled)
+    _, labels = metrics.packed_token_predictions(np.zeros((1, 8)), unlabelled, labels=packed["labels"])
+    assert [row.tolist() for row in labels] == [[_I, 1, _I], [_I, _I]]
 
 
 def test_tags_that_are_not_bio_get_token_accuracy_only() -> None:
