@@ -334,13 +334,17 @@ def _kind(spec: Any) -> str:
     return "regression" if spec.problem_type == "regression" else "classification"
 
 
-def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[str, float]:
+def task_metrics(
+    task: str | TaskSpec, predictions: Any, labels: Any, sequence_ids: Any = None
+) -> dict[str, float]:
     """The metrics that judge `task` (its `metrics` tuple), as GLUE computes them.
 
     Classification: `predictions` are logits [N, C] (argmax is taken) or class ids [N]; F1 is that of
     class 1 for two classes and the macro average otherwise. Regression: predictions [N] or [N, 1].
     Multi-label (metrics from `MULTI_LABEL_METRICS`): see `multi_label_metrics`. Token classification
-    (metrics from `TOKEN_METRICS`): see `token_metrics`, with the task's tag names. `task` is a name,
+    (metrics from `TOKEN_METRICS`): see `token_metrics`, with the task's tag names; `sequence_ids`
+    (packed rows' attention_mask) splits packed rows into their sequences, as
+    `packed_token_predictions` does, and applies to token tasks only. `task` is a name,
     a data file, a TaskSpec or an object with TaskSpec's `metrics`, `num_labels`, `label_names` and
     `problem_type`.
 
@@ -349,6 +353,11 @@ def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[st
     """
     spec = _resolve(task)
     kind = _kind(spec)
+    if sequence_ids is not None and kind != "token":
+        raise ValueError(
+            f"sequence_ids split packed token rows into sequences; task {getattr(spec, 'name', '?')!r} is "
+            "not a token task: remove the empty slots of its packed outputs with drop_empty_slots instead."
+        )
     if kind == "multi_label":
         scores = multi_label_metrics(predictions, labels, spec.num_labels)
     elif kind == "token":
@@ -357,7 +366,7 @@ def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[st
                 f"Task {getattr(spec, 'name', '?')!r} asks for entity scores, but its tags "
                 f"{spec.label_names[:4]}... are not BIO tags (O, B-x, I-x); score them with token_accuracy."
             )
-        scores = token_metrics(predictions, labels, spec.label_names)
+        scores = token_metrics(predictions, labels, spec.label_names, sequence_ids)
     elif kind == "regression":
         values, targets = _real_values(predictions, labels)
         return {name: _REGRESSION[name](targets, values) for name in spec.metrics}
@@ -455,8 +464,8 @@ def packed_token_predictions(
     for name, values in (("predictions", predictions), ("labels", labels)):
         if values.shape[:2] != mask.shape:
             raise ValueError(
-                f"{name} of shape {values.shape} do not match the packed rows [P, L] = {mask.shape}; pass the "
-                "outputs of these packs, in their order."
+                f"{name} of shape {values.shape} do not match the packed rows [P, L] = {mask.shape}; pass "
+                "the outputs of these packs, in their order."
             )
     return (
         unpack_tokens(predictions, mask, example_ids, cls_positions),

@@ -495,6 +495,9 @@ def test_packed_token_predictions_score_every_sequence_alone(
         [np.array(p) for p in predictions], [np.array(t) for t in labels], _BIO_NAMES
     )
     assert metrics.task_metrics(_NER_LIKE, per_sequence, per_labels) == pytest.approx(alone)
+    sequence_ids = np.asarray(packed["attention_mask"])  # the same, without unpacking
+    packed_labels = np.asarray(packed["labels"])
+    assert metrics.task_metrics(_NER_LIKE, logits, packed_labels, sequence_ids) == pytest.approx(alone)
     compute = metrics.make_compute_metrics(_NER_LIKE, packed_eval=packed)
     assert compute((logits, np.asarray(packed["labels"]))) == pytest.approx(alone)
 
@@ -505,6 +508,8 @@ def test_packed_token_predictions_refuse_what_does_not_match() -> None:
         metrics.packed_token_predictions(np.zeros((1, 8)), packed.remove_columns("cls_positions"))
     with pytest.raises(ValueError, match="do not match the packed rows"):
         metrics.packed_token_predictions(np.zeros((1, 7)), packed)
+    with pytest.raises(ValueError, match="not a token task"):
+        metrics.task_metrics("rotten_tomatoes", [[0.0, 1.0]], [1], sequence_ids=[[1, 1]])
     unlabelled = packed.remove_columns("labels")
     with pytest.raises(ValueError, match=r"labels=\.\.\."):
         metrics.packed_token_predictions(np.zeros((1, 8)), unlabelled)
