@@ -127,6 +127,8 @@ def exactness_table(
     """
     import pandas as pd  # only this report needs it
 
+    if isinstance(families, str):
+        raise TypeError(f"families must be a list of family names, not one string; wrap it: [{families!r}].")
     names = list(TINY_FAMILIES if families is None else families)
     for family in names:
         for head in heads:
@@ -162,7 +164,7 @@ def _compare(
     token_head = head == "token_classification"
     plain_class = AutoModelForTokenClassification if token_head else AutoModelForSequenceClassification
     packed_class = PackedModelForTokenClassification if token_head else PackedModelForSequenceClassification
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + HEADS.index(head))  # each head its own weights
     plain = plain_class.from_config(config, attn_implementation=attention).eval()
     packed_model = packed_class.from_model(plain, max_seq_per_pack=max_seq_per_pack)
 

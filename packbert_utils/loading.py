@@ -348,8 +348,12 @@ def _load_local(
 # Building splits
 
 
-def dataset_from_table(table: pa.Table, features: datasets.Features) -> datasets.Dataset:
+def dataset_from_table(
+    table: pa.Table, features: datasets.Features, split: str | None = None
+) -> datasets.Dataset:
     """An in-memory Dataset with exactly these features and columns (no cache files are written).
+
+    `split` names the split (`dataset.split`), so that messages about its rows can say which it is.
 
     >>> table = pa.table({"text": ["a", "b"], "label": [1, 0]})
     >>> dataset_from_table(table, datasets.Features({"text": datasets.Value("string")}))
@@ -359,7 +363,8 @@ def dataset_from_table(table: pa.Table, features: datasets.Features) -> datasets
     })
     """
     table = table.select(list(features)).cast(features.arrow_schema)
-    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features))
+    info = datasets.DatasetInfo(features=features)
+    return datasets.Dataset(InMemoryTable(table), info=info, split=None if split is None else str(split))
 
 
 def _with_idx(table: pa.Table) -> pa.Table:
@@ -371,7 +376,9 @@ def _build_splits(
 ) -> TaskDatasetDict:
     return TaskDatasetDict(
         {
-            split: dataset_from_table(_with_idx(table.take(pa.array(indices, type=pa.int64()))), features)
+            split: dataset_from_table(
+                _with_idx(table.take(pa.array(indices, type=pa.int64()))), features, split=split
+            )
             for split, indices in splits.items()
         },
         task=task,

@@ -374,7 +374,7 @@ def _tokenize_split(
     label = None
     if label_column in table.column_names:
         label = (table.column(label_column), dataset.features[label_column])
-    return _assemble(table, columns, chunks, label)
+    return _assemble(table, columns, chunks, label, dataset.split)
 
 
 def _tokenize_word_split(
@@ -434,7 +434,7 @@ def _tokenize_word_split(
     label = None
     if tags is not None:
         label = (pa.chunked_array(aligned, type=_LIST_TYPE), datasets.List(datasets.Value("int64")))
-    return _assemble(table, token_columns(tokenizer), chunks, label)
+    return _assemble(table, token_columns(tokenizer), chunks, label, dataset.split)
 
 
 def _is_list_of(arrow_type: pa.DataType, value_test: Any) -> bool:
@@ -564,8 +564,9 @@ def _assemble(
     columns: Sequence[str],
     chunks: dict[str, list[pa.Array]],
     label: tuple[Any, Any] | None,
+    split: Any,
 ) -> datasets.Dataset:
-    """The tokenized split: `label` (values, feature) if any, `idx`, and the token columns."""
+    """The tokenized split (named `split`): `label` (values, feature) if any, `idx`, the token columns."""
     kept: dict[str, Any] = {}
     features: dict[str, Any] = {}
     if label is not None:
@@ -578,7 +579,7 @@ def _assemble(
     for column in columns:
         kept[column] = pa.chunked_array(chunks[column], type=_LIST_TYPE)
         features[column] = datasets.List(datasets.Value("int64"))
-    return dataset_from_table(pa.table(kept), datasets.Features(features))
+    return dataset_from_table(pa.table(kept), datasets.Features(features), split=split)
 
 
 __all__ = [

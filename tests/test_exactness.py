@@ -45,6 +45,8 @@ def test_a_leaking_mask_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_names_are_refused_before_any_model_is_built() -> None:
     with pytest.raises(ValueError, match="Unknown family 'GPT-2'"):
         exactness.exactness_table(["BERT", "GPT-2"])
+    with pytest.raises(TypeError, match="wrap it"):
+        exactness.exactness_table("BERT")
     with pytest.raises(ValueError, match="Unknown head"):
         exactness.tiny_config("BERT", "ranking")
 
