@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .checks import IGNORE_INDEX, check_positive_int, to_numpy
+from .checks import IGNORE_INDEX, check_positive_int
 from .packing import PackingPlan, pack_histogram, sequence_length_histogram
+from .unpacking import unpack, unpack_tokens
 
 CLS_LAYOUTS = ("inplace", "tail")
 
@@ -210,85 +211,6 @@ def packed_plan(packed: datasets.Dataset) -> PackingPlan:
         max_seq_per_pack=int(max_seq_per_pack),
         algorithm="read from packed rows",
     )
-
-
-def unpack(values: Any, example_ids: Any) -> np.ndarray:
-    """Map per-slot values [packs, slots, ...] back to one value per source row, in row order.
-
-    Empty slots (example id -1) are dropped. The ids must cover every source row exactly once,
-    otherwise outputs could silently be attached to the wrong inputs.
-
-    >>> unpack([[10, 20], [30, 0]], [[2, 0], [1, -1]])
-    array([20, 30, 10])
-    """
-    values = to_numpy(values)
-    example_ids = to_numpy(example_ids)
-    if example_ids.ndim != 2 or values.shape[:2] != example_ids.shape:
-        raise ValueError(
-            f"values must have shape [packs, slots, ...] matching example_ids [packs, slots]; "
-            f"got values {values.shape} and example_ids {example_ids.shape}."
-        )
-    real = example_ids >= 0
-    ids = example_ids[real]
-    _check_covers_every_row(ids)
-    out = np.empty((len(ids), *values.shape[2:]), dtype=values.dtype)
-    out[ids] = values[real]
-    return out
-
-
-def unpack_tokens(
-    token_values: Any, attention_mask: Any, example_ids: Any, cls_positions: Any
-) -> list[np.ndarray]:
-    """Per-token values [packs, seq, ...] (e.g. token logits) back to one array per source row.
-
-    Row i of the result holds that sequence's tokens in their original order, [CLS] first, in both
-    layouts; so it lines up with the same sequence run alone (and with its per-token labels).
-
-    >>> mask = [[1, 1, 2, 2, 2, 0]]
-    >>> [row.tolist() for row in unpack_tokens([[0, 1, 2, 3, 4, 5]], mask, [[1, 0]], [[0, 2]])]
-    [[2, 3, 4], [0, 1]]
-    """
-    token_values = to_numpy(token_values)
-    attention_mask = to_numpy(attention_mask)
-    example_ids = to_numpy(example_ids)
-    cls_positions = to_numpy(cls_positions)
-    if (
-        attention_mask.ndim != 2
-        or token_values.shape[:2] != attention_mask.shape
-        or example_ids.shape != cls_positions.shape
-        or example_ids.shape[0] != attention_mask.shape[0]
-    ):
-        raise ValueError(
-            f"Expected token_values [packs, seq, ...] matching attention_mask {attention_mask.shape}, and "
-            f"cls_positions matching example_ids {example_ids.shape}; got {token_values.shape[:2]} and "
-            f"{cls_positions.shape}."
-        )
-    if attention_mask.max(initial=0) > example_ids.shape[1]:
-        raise ValueError(
-            f"attention_mask holds sequence index {int(attention_mask.max())} but packs have only "
-            f"{example_ids.shape[1]} slots; pass the columns of one pack_dataset call."
-        )
-    _check_covers_every_row(example_ids[example_ids >= 0])
-    packs, positions = np.nonzero(attention_mask > 0)
-    slots = attention_mask[packs, positions].astype(np.int64) - 1
-    rows = example_ids[packs, slots]
-    if np.any(rows < 0):
-        raise ValueError("Some tokens belong to a slot whose example id is -1; the columns do not match.")
-    is_cls = cls_positions[packs, slots] == positions
-    # Sort tokens by source row, then [CLS] first, then by position in the pack.
-    order = np.lexsort((positions, ~is_cls, rows))
-    counts = np.bincount(rows, minlength=int(example_ids.max(initial=-1)) + 1)
-    return np.split(token_values[packs[order], positions[order]], np.cumsum(counts)[:-1])
-
-
-def _check_covers_every_row(ids: np.ndarray) -> None:
-    counts = np.bincount(ids, minlength=len(ids)) if len(ids) else np.zeros(0, dtype=np.int64)
-    if len(counts) != len(ids) or np.any(counts != 1):
-        raise ValueError(
-            "example_ids do not hold every row 0..N-1 exactly once "
-            f"({int(np.sum(counts > 1))} duplicated, {int(np.sum(counts == 0))} missing); "
-            "unpacking needs the outputs of all packs of one pack_dataset call, in any order."
-        )
 
 
 def _settings(
@@ -583,3 +505,6 @@ def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None)
 
 def _fixed_size(flat: np.ndarray | pa.Array, width: int) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat if isinstance(flat, pa.Array) else pa.array(flat), width)
+
+
+__all__ = ["CLS_LAYOUTS", "pack_dataset", "packed_plan", "unpack", "unpack_tokens"]
