@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .checks import IGNORE_INDEX, check_positive_int
+from .checks import IGNORE_INDEX, check_positive_int, check_seed
 from .packing import PackingPlan, pack_histogram, sequence_length_histogram
 from .unpacking import unpack, unpack_tokens
 
@@ -66,7 +66,10 @@ def pack_dataset(
     >>> packed_plan(packed).num_sequences
     3
     """
+    seed = check_seed(seed, optional=True)
     if isinstance(tokenized, datasets.DatasetDict):
+        if not tokenized:
+            raise ValueError("tokenized is a DatasetDict without splits: there is nothing to pack.")
         if plan is not None:
             raise TypeError(
                 f"plan= is the plan of one split, but tokenized is a DatasetDict with splits "
@@ -226,7 +229,7 @@ def _settings(
         implied = {"max_seq_length": plan.max_seq_length + tail, "max_seq_per_pack": plan.max_seq_per_pack}
         given = {"max_seq_length": max_seq_length, "max_seq_per_pack": max_seq_per_pack}
         for name, value in given.items():
-            if value is not None and value != implied[name]:
+            if value is not None and check_positive_int(value, name) != implied[name]:
                 raise ValueError(
                     f"{name}={value!r} disagrees with the plan, which implies {name}={implied[name]} "
                     f"(cls_layout={cls_layout!r}); leave {name} out when passing plan=."
@@ -272,6 +275,11 @@ def _as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Dat
         raise ValueError(
             f"The dataset has no 'input_ids' column (columns: {tokenized.column_names}); "
             "tokenize it first, e.g. with packbert_utils.tokenize_task."
+        )
+    if {"cls_positions", "example_ids"} <= set(tokenized.column_names):
+        raise ValueError(
+            "tokenized is already packed (it has cls_positions and example_ids columns); pack the "
+            "tokenized rows instead, or use the packed rows as they are."
         )
     if len(tokenized) == 0:
         raise ValueError("The dataset is empty: there is nothing to pack.")
@@ -387,7 +395,8 @@ def _labels(table: pa.Table, label_column: str | None, lengths: np.ndarray) -> n
                 f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots in packs and "
                 "inf cannot be learned. Remove or fix those rows."
             )
-        return labels.astype(np.float32)
+        return _float32_labels(labels, label_column)
+    labels = _int64_labels(labels, label_column)
     if np.any(labels == IGNORE_INDEX):
         raise ValueError(f"Label column {label_column!r} holds {IGNORE_INDEX}, which marks empty slots.")
     return labels.astype(np.int64)
@@ -414,7 +423,7 @@ def _list_labels(
                 f"{bad} has {widths[bad]} labels for {lengths[bad]} tokens. Align labels to tokens "
                 f"({IGNORE_INDEX} for tokens without one); multi-label rows must be float vectors."
             )
-        return values.astype(np.int64)
+        return _int64_labels(values, label_column)
     if pa.types.is_floating(value_type):  # multi-label: one float vector per row
         if len(widths) and (widths.min() != widths.max() or widths[0] == 0):
             raise ValueError(
@@ -423,11 +432,32 @@ def _list_labels(
             )
         if not np.isfinite(values).all():
             raise ValueError(f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots.")
-        return values.astype(np.float32).reshape(len(widths), -1)
+        return _float32_labels(values, label_column).reshape(len(widths), -1)
     raise TypeError(
         f"Label column {label_column!r} holds lists of {value_type}; use float vectors (multi-label) or "
         "integer lists as long as input_ids (token classification)."
     )
+
+
+def _float32_labels(labels: np.ndarray, label_column: str) -> np.ndarray:
+    """Packed float labels are float32: a finite value beyond its range would become inf, so refuse it."""
+    with np.errstate(over="ignore"):
+        converted = labels.astype(np.float32)
+    if not np.isfinite(converted).all():
+        bad = labels[~np.isfinite(converted)][0]
+        raise ValueError(
+            f"Label column {label_column!r} holds {float(bad)!r}, beyond float32 (the packed labels' type); "
+            "rescale it."
+        )
+    return converted
+
+
+def _int64_labels(labels: np.ndarray, label_column: str) -> np.ndarray:
+    if labels.dtype.kind == "u" and labels.max(initial=0) > np.iinfo(np.int64).max:
+        raise ValueError(
+            f"Label column {label_column!r} holds {int(labels.max())}, beyond int64; fix the labels."
+        )
+    return labels.astype(np.int64)
 
 
 def _check_lengths(lengths: np.ndarray, max_seq_length: int, max_seq_per_pack: int, cls_layout: str) -> None:
