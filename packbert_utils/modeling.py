@@ -372,7 +372,7 @@ class PackedModelForSequenceClassification(_PackedModel):
         loss = None
         if labels is not None:
             loss = packed_sequence_loss(
-                logits, labels.to(logits.device), self.config.problem_type, num_items_in_batch
+                logits, labels, self.config.problem_type, num_items_in_batch, batch.sequence_index
             )
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -462,9 +462,7 @@ class PackedModelForTokenClassification(_PackedModel):
         logits = self._packbert_family.token_head(self, outputs.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = packed_token_loss(
-                logits, labels.to(logits.device), batch.sequence_index, num_items_in_batch
-            )
+            loss = packed_token_loss(logits, labels, batch.sequence_index, num_items_in_batch)
         output = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
