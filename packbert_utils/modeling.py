@@ -127,6 +127,11 @@ class _PackedModel:
         """`from_pretrained` for both tasks: configure, pick the family's class, let transformers load."""
         if _LEGACY_KEY in kwargs:
             raise TypeError(f"{_LEGACY_KEY}= was renamed; pass max_seq_per_pack=... instead.")
+        if not isinstance(name, str | os.PathLike):
+            raise TypeError(
+                "pretrained_model_name_or_path must be a checkpoint folder or a hub name, got "
+                f"{type(name).__name__} ({name!r:.80})."
+            )
         name = os.fspath(name)
         is_local = os.path.isdir(name)
         if config is None:
@@ -141,6 +146,7 @@ class _PackedModel:
         else:
             config = copy.deepcopy(config)
         target = cls._concrete(family_of(config))
+        saved_labels = config.num_labels
         target._apply_settings(config, **settings)
         try:
             with contextlib.nullcontext() if is_local else hub_or_cache():
@@ -149,6 +155,14 @@ class _PackedModel:
             if is_local:
                 raise
             raise _unreachable_checkpoint_error(name, err) from err
+        except RuntimeError as err:
+            if "ignore_mismatched_sizes" not in str(err):
+                raise
+            raise ValueError(
+                f"num_labels={config.num_labels} disagrees with the head saved in {name!r} (its config says "
+                f"num_labels={saved_labels}). Pass ignore_mismatched_sizes=True to start a new head of "
+                f"{config.num_labels} labels, or num_labels={saved_labels} to keep the trained one."
+            ) from err
 
     @classmethod
     def _from_model(cls, model: Any, **settings: Any) -> Any:
