@@ -82,12 +82,16 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r}).")
     number = float(value)
-    low = "" if minimum is None else f" {'>' if above else '>='} {minimum:g}"
-    high = "" if maximum is None else f"{' and' if low else ''} {'<' if below else '<='} {maximum:g}"
+    if minimum is not None and maximum is not None:
+        allowed = f" in {'(' if above else '['}{minimum:g}, {maximum:g}{')' if below else ']'}"
+    elif minimum is not None:
+        allowed = f" {'>' if above else '>='} {minimum:g}"
+    else:
+        allowed = "" if maximum is None else f" {'<' if below else '<='} {maximum:g}"
     too_low = minimum is not None and (number <= minimum if above else number < minimum)
     too_high = maximum is not None and (number >= maximum if below else number > maximum)
     if not np.isfinite(number) or too_low or too_high:
-        raise ValueError(f"{name} must be a finite number{low}{high}, got {value!r}.")
+        raise ValueError(f"{name} must be a finite number{allowed}, got {value!r}.")
     return number
 
 
