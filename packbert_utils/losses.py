@@ -190,12 +190,16 @@ def _multi_label_slots(labels: torch.Tensor) -> torch.Tensor:
     empty = missing.all(dim=-1)
     if bool((missing.any(dim=-1) & ~empty).any()):
         raise ValueError(
-            "A multi-label target row mixes NaN and numbers; NaN marks a whole empty slot (all of its row)."
+            "labels: a multi-label target row mixes NaN and numbers; NaN marks a whole empty slot (all of "
+            "its row)."
         )
     real = ~empty
     values = labels[real]
     if values.numel() and bool(((values < 0) | (values > 1)).any()):
-        raise ValueError("multi-label targets must lie in [0, 1] (1 = the label applies).")
+        bad = float(values[(values < 0) | (values > 1)][0])
+        raise ValueError(
+            f"labels (multi-label targets) must lie in [0, 1] (1 = the label applies), got {bad}."
+        )
     return real
 
 
