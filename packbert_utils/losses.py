@@ -32,8 +32,12 @@ def packed_sequence_loss(
     labels: torch.Tensor,
     problem_type: str,
     num_items_in_batch: torch.Tensor | int | None = None,
+    sequence_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Loss of per-slot logits [batch, M, num_labels] over the real slots only (see the module doc).
+
+    With `sequence_index` (the packed attention_mask), a target on a slot that holds no sequence is
+    refused: it would train the model on the logits of an empty slot.
 
     >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
     >>> labels = torch.tensor([[0, IGNORE_INDEX]])  # the second slot is empty
@@ -43,6 +47,8 @@ def packed_sequence_loss(
     0.25
     """
     batch, m, num_labels = logits.shape
+    _check_tensor(labels)
+    labels = labels.to(logits.device)
     if problem_type == "regression":
         if labels.dim() == 3 and labels.shape[-1] == 1:
             labels = labels.squeeze(-1)
@@ -53,6 +59,8 @@ def packed_sequence_loss(
                 "For class ids load it with problem_type='single_label_classification' and num_labels >= 2; "
                 "for regression targets use float labels (NaN for empty slots)."
             )
+        if bool(torch.isinf(labels).any()):
+            raise ValueError("labels hold inf; regression targets must be finite (NaN marks empty slots).")
         valid = ~torch.isnan(labels)
         targets = torch.where(valid, labels, torch.zeros_like(labels)).float()
         per_slot = (logits.squeeze(-1).float() - targets) ** 2
@@ -80,6 +88,8 @@ def packed_sequence_loss(
         raise ValueError(
             f"problem_type {problem_type!r} is not supported; use one of {SUPPORTED_PROBLEM_TYPES}."
         )
+    if sequence_index is not None:
+        _check_empty_slots(valid, sequence_index.to(valid.device))
     total = torch.where(valid, per_slot, torch.zeros_like(per_slot)).sum()
     return _average(total, valid, num_items_in_batch)
 
@@ -100,6 +110,8 @@ def packed_token_loss(
     0.6931
     """
     batch, length, num_labels = logits.shape
+    _check_tensor(labels)
+    labels = labels.to(logits.device)
     _check_shape(labels, (batch, length), f"[batch, seq], one class id per token ({IGNORE_INDEX}: none)")
     _check_class_ids(labels, num_labels, "token classification", "unlabelled tokens and padding")
     labels = labels.long()
@@ -121,6 +133,28 @@ def _average(
     if num_items_in_batch is not None:
         return total / num_items_in_batch
     return total / valid.sum().clamp(min=1)
+
+
+def _check_tensor(labels: object) -> None:
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(
+            f"labels must be a torch.Tensor, got {type(labels).__name__}; convert them with "
+            "torch.as_tensor(...)."
+        )
+
+
+def _check_empty_slots(valid: torch.Tensor, sequence_index: torch.Tensor) -> None:
+    """A target on slot m of a row whose tokens never carry index m + 1 belongs to no sequence."""
+    slots = torch.arange(1, valid.shape[1] + 1, device=valid.device)
+    present = (sequence_index[:, None, :] == slots[None, :, None]).any(dim=-1)
+    stray = valid & ~present
+    if bool(stray.any()):
+        row, slot = (int(i[0]) for i in torch.nonzero(stray, as_tuple=True))
+        raise ValueError(
+            f"labels give a target to slot {slot} of row {row}, which holds no sequence (no token has "
+            f"attention_mask {slot + 1}); mark empty slots {IGNORE_INDEX} (class ids) or NaN (float "
+            "targets), as pack_dataset does."
+        )
 
 
 def _check_shape(labels: torch.Tensor, expected: tuple[int, ...], meaning: str) -> None:
@@ -156,12 +190,16 @@ def _multi_label_slots(labels: torch.Tensor) -> torch.Tensor:
     empty = missing.all(dim=-1)
     if bool((missing.any(dim=-1) & ~empty).any()):
         raise ValueError(
-            "A multi-label target row mixes NaN and numbers; NaN marks a whole empty slot (all of its row)."
+            "labels: a multi-label target row mixes NaN and numbers; NaN marks a whole empty slot (all of "
+            "its row)."
         )
     real = ~empty
     values = labels[real]
     if values.numel() and bool(((values < 0) | (values > 1)).any()):
-        raise ValueError("multi-label targets must lie in [0, 1] (1 = the label applies).")
+        bad = float(values[(values < 0) | (values > 1)][0])
+        raise ValueError(
+            f"labels (multi-label targets) must lie in [0, 1] (1 = the label applies), got {bad}."
+        )
     return real
 
 

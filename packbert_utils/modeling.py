@@ -131,6 +131,11 @@ class _PackedModel:
         """`from_pretrained` for both tasks: configure, pick the family's class, let transformers load."""
         if _LEGACY_KEY in kwargs:
             raise TypeError(f"{_LEGACY_KEY}= was renamed; pass max_seq_per_pack=... instead.")
+        if not isinstance(name, str | os.PathLike):
+            raise TypeError(
+                "pretrained_model_name_or_path must be a checkpoint folder or a hub name, got "
+                f"{type(name).__name__} ({name!r:.80})."
+            )
         name = os.fspath(name)
         is_local = os.path.isdir(name)
         if config is None:
@@ -145,6 +150,7 @@ class _PackedModel:
         else:
             config = copy.deepcopy(config)
         target = cls._concrete(family_of(config))
+        saved_labels = config.num_labels
         target._apply_settings(config, **settings)
         try:
             with contextlib.nullcontext() if is_local else hub_or_cache():
@@ -153,6 +159,14 @@ class _PackedModel:
             if is_local:
                 raise
             raise _unreachable_checkpoint_error(name, err) from err
+        except RuntimeError as err:
+            if "ignore_mismatched_sizes" not in str(err):
+                raise
+            raise ValueError(
+                f"num_labels={config.num_labels} disagrees with the head saved in {name!r} (its config says "
+                f"num_labels={saved_labels}). Pass ignore_mismatched_sizes=True to start a new head of "
+                f"{config.num_labels} labels, or num_labels={saved_labels} to keep the trained one."
+            ) from err
 
     @classmethod
     def _from_model(cls, model: Any, **settings: Any) -> Any:
@@ -387,7 +401,7 @@ class PackedModelForSequenceClassification(_PackedModel):
         loss = None
         if labels is not None:
             loss = packed_sequence_loss(
-                logits, labels.to(logits.device), self.config.problem_type, num_items_in_batch
+                logits, labels, self.config.problem_type, num_items_in_batch, batch.sequence_index
             )
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -477,9 +491,7 @@ class PackedModelForTokenClassification(_PackedModel):
         logits = self._packbert_family.token_head(self, outputs.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = packed_token_loss(
-                logits, labels.to(logits.device), batch.sequence_index, num_items_in_batch
-            )
+            loss = packed_token_loss(logits, labels, batch.sequence_index, num_items_in_batch)
         output = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .checks import IGNORE_INDEX, check_positive_int, to_numpy
+from .checks import IGNORE_INDEX, check_positive_int, check_seed
 from .packing import PackingPlan, pack_histogram, sequence_length_histogram
+from .unpacking import unpack, unpack_tokens
 
 CLS_LAYOUTS = ("inplace", "tail")
 
@@ -65,7 +66,10 @@ def pack_dataset(
     >>> packed_plan(packed).num_sequences
     3
     """
+    seed = check_seed(seed, optional=True)
     if isinstance(tokenized, datasets.DatasetDict):
+        if not tokenized:
+            raise ValueError("tokenized is a DatasetDict without splits: there is nothing to pack.")
         if plan is not None:
             raise TypeError(
                 f"plan= is the plan of one split, but tokenized is a DatasetDict with splits "
@@ -212,85 +216,6 @@ def packed_plan(packed: datasets.Dataset) -> PackingPlan:
     )
 
 
-def unpack(values: Any, example_ids: Any) -> np.ndarray:
-    """Map per-slot values [packs, slots, ...] back to one value per source row, in row order.
-
-    Empty slots (example id -1) are dropped. The ids must cover every source row exactly once,
-    otherwise outputs could silently be attached to the wrong inputs.
-
-    >>> unpack([[10, 20], [30, 0]], [[2, 0], [1, -1]])
-    array([20, 30, 10])
-    """
-    values = to_numpy(values)
-    example_ids = to_numpy(example_ids)
-    if example_ids.ndim != 2 or values.shape[:2] != example_ids.shape:
-        raise ValueError(
-            f"values must have shape [packs, slots, ...] matching example_ids [packs, slots]; "
-            f"got values {values.shape} and example_ids {example_ids.shape}."
-        )
-    real = example_ids >= 0
-    ids = example_ids[real]
-    _check_covers_every_row(ids)
-    out = np.empty((len(ids), *values.shape[2:]), dtype=values.dtype)
-    out[ids] = values[real]
-    return out
-
-
-def unpack_tokens(
-    token_values: Any, attention_mask: Any, example_ids: Any, cls_positions: Any
-) -> list[np.ndarray]:
-    """Per-token values [packs, seq, ...] (e.g. token logits) back to one array per source row.
-
-    Row i of the result holds that sequence's tokens in their original order, [CLS] first, in both
-    layouts; so it lines up with the same sequence run alone (and with its per-token labels).
-
-    >>> mask = [[1, 1, 2, 2, 2, 0]]
-    >>> [row.tolist() for row in unpack_tokens([[0, 1, 2, 3, 4, 5]], mask, [[1, 0]], [[0, 2]])]
-    [[2, 3, 4], [0, 1]]
-    """
-    token_values = to_numpy(token_values)
-    attention_mask = to_numpy(attention_mask)
-    example_ids = to_numpy(example_ids)
-    cls_positions = to_numpy(cls_positions)
-    if (
-        attention_mask.ndim != 2
-        or token_values.shape[:2] != attention_mask.shape
-        or example_ids.shape != cls_positions.shape
-        or example_ids.shape[0] != attention_mask.shape[0]
-    ):
-        raise ValueError(
-            f"Expected token_values [packs, seq, ...] matching attention_mask {attention_mask.shape}, and "
-            f"cls_positions matching example_ids {example_ids.shape}; got {token_values.shape[:2]} and "
-            f"{cls_positions.shape}."
-        )
-    if attention_mask.max(initial=0) > example_ids.shape[1]:
-        raise ValueError(
-            f"attention_mask holds sequence index {int(attention_mask.max())} but packs have only "
-            f"{example_ids.shape[1]} slots; pass the columns of one pack_dataset call."
-        )
-    _check_covers_every_row(example_ids[example_ids >= 0])
-    packs, positions = np.nonzero(attention_mask > 0)
-    slots = attention_mask[packs, positions].astype(np.int64) - 1
-    rows = example_ids[packs, slots]
-    if np.any(rows < 0):
-        raise ValueError("Some tokens belong to a slot whose example id is -1; the columns do not match.")
-    is_cls = cls_positions[packs, slots] == positions
-    # Sort tokens by source row, then [CLS] first, then by position in the pack.
-    order = np.lexsort((positions, ~is_cls, rows))
-    counts = np.bincount(rows, minlength=int(example_ids.max(initial=-1)) + 1)
-    return np.split(token_values[packs[order], positions[order]], np.cumsum(counts)[:-1])
-
-
-def _check_covers_every_row(ids: np.ndarray) -> None:
-    counts = np.bincount(ids, minlength=len(ids)) if len(ids) else np.zeros(0, dtype=np.int64)
-    if len(counts) != len(ids) or np.any(counts != 1):
-        raise ValueError(
-            "example_ids do not hold every row 0..N-1 exactly once "
-            f"({int(np.sum(counts > 1))} duplicated, {int(np.sum(counts == 0))} missing); "
-            "unpacking needs the outputs of all packs of one pack_dataset call, in any order."
-        )
-
-
 def _settings(
     max_seq_length: Any, max_seq_per_pack: Any, cls_layout: str, plan: PackingPlan | None
 ) -> tuple[int, int]:
@@ -304,7 +229,7 @@ def _settings(
         implied = {"max_seq_length": plan.max_seq_length + tail, "max_seq_per_pack": plan.max_seq_per_pack}
         given = {"max_seq_length": max_seq_length, "max_seq_per_pack": max_seq_per_pack}
         for name, value in given.items():
-            if value is not None and value != implied[name]:
+            if value is not None and check_positive_int(value, name) != implied[name]:
                 raise ValueError(
                     f"{name}={value!r} disagrees with the plan, which implies {name}={implied[name]} "
                     f"(cls_layout={cls_layout!r}); leave {name} out when passing plan=."
@@ -350,6 +275,11 @@ def _as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Dat
         raise ValueError(
             f"The dataset has no 'input_ids' column (columns: {tokenized.column_names}); "
             "tokenize it first, e.g. with packbert_utils.tokenize_task."
+        )
+    if {"cls_positions", "example_ids"} <= set(tokenized.column_names):
+        raise ValueError(
+            "tokenized is already packed (it has cls_positions and example_ids columns); pack the "
+            "tokenized rows instead, or use the packed rows as they are."
         )
     if len(tokenized) == 0:
         raise ValueError("The dataset is empty: there is nothing to pack.")
@@ -465,7 +395,8 @@ def _labels(table: pa.Table, label_column: str | None, lengths: np.ndarray) -> n
                 f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots in packs and "
                 "inf cannot be learned. Remove or fix those rows."
             )
-        return labels.astype(np.float32)
+        return _float32_labels(labels, label_column)
+    labels = _int64_labels(labels, label_column)
     if np.any(labels == IGNORE_INDEX):
         raise ValueError(f"Label column {label_column!r} holds {IGNORE_INDEX}, which marks empty slots.")
     return labels.astype(np.int64)
@@ -492,7 +423,7 @@ def _list_labels(
                 f"{bad} has {widths[bad]} labels for {lengths[bad]} tokens. Align labels to tokens "
                 f"({IGNORE_INDEX} for tokens without one); multi-label rows must be float vectors."
             )
-        return values.astype(np.int64)
+        return _int64_labels(values, label_column)
     if pa.types.is_floating(value_type):  # multi-label: one float vector per row
         if len(widths) and (widths.min() != widths.max() or widths[0] == 0):
             raise ValueError(
@@ -501,11 +432,32 @@ def _list_labels(
             )
         if not np.isfinite(values).all():
             raise ValueError(f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots.")
-        return values.astype(np.float32).reshape(len(widths), -1)
+        return _float32_labels(values, label_column).reshape(len(widths), -1)
     raise TypeError(
         f"Label column {label_column!r} holds lists of {value_type}; use float vectors (multi-label) or "
         "integer lists as long as input_ids (token classification)."
     )
+
+
+def _float32_labels(labels: np.ndarray, label_column: str) -> np.ndarray:
+    """Packed float labels are float32: a finite value beyond its range would become inf, so refuse it."""
+    with np.errstate(over="ignore"):
+        converted = labels.astype(np.float32)
+    if not np.isfinite(converted).all():
+        bad = labels[~np.isfinite(converted)][0]
+        raise ValueError(
+            f"Label column {label_column!r} holds {float(bad)!r}, beyond float32 (the packed labels' type); "
+            "rescale it."
+        )
+    return converted
+
+
+def _int64_labels(labels: np.ndarray, label_column: str) -> np.ndarray:
+    if labels.dtype.kind == "u" and labels.max(initial=0) > np.iinfo(np.int64).max:
+        raise ValueError(
+            f"Label column {label_column!r} holds {int(labels.max())}, beyond int64; fix the labels."
+        )
+    return labels.astype(np.int64)
 
 
 def _check_lengths(lengths: np.ndarray, max_seq_length: int, max_seq_per_pack: int, cls_layout: str) -> None:
@@ -583,3 +535,6 @@ def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None)
 
 def _fixed_size(flat: np.ndarray | pa.Array, width: int) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat if isinstance(flat, pa.Array) else pa.array(flat), width)
+
+
+__all__ = ["CLS_LAYOUTS", "pack_dataset", "packed_plan", "unpack", "unpack_tokens"]

@@ -95,8 +95,32 @@ def check_packed_inputs(
     """
     if input_ids is None or attention_mask is None:
         raise ValueError("input_ids and attention_mask are both required (attention_mask: sequence indices).")
+    for name, value in (
+        ("input_ids", input_ids),
+        ("attention_mask", attention_mask),
+        ("token_type_ids", token_type_ids),
+        ("position_ids", position_ids),
+        ("cls_positions", cls_positions),
+    ):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"{name} must be a torch.Tensor, got {type(value).__name__}; convert it with "
+                "torch.as_tensor(...) (batches from a DataLoader or the Trainer already are tensors)."
+            )
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must have shape [batch, seq], got {tuple(input_ids.shape)}.")
+    if input_ids.numel() == 0:
+        raise ValueError(
+            f"input_ids is empty (shape {tuple(input_ids.shape)}); a batch needs a row of at least one token."
+        )
+    _check_integers(input_ids, "input_ids", "token ids")
+    vocab_size = getattr(config, "vocab_size", None)
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or (isinstance(vocab_size, int) and high >= vocab_size):
+        raise ValueError(
+            f"input_ids hold {low if low < 0 else high}, outside the model's vocabulary [0, {vocab_size}); "
+            "tokenize with the model's own tokenizer."
+        )
     device = input_ids.device
     if attention_mask.shape != input_ids.shape:
         raise ValueError(
@@ -113,8 +137,9 @@ def check_packed_inputs(
     if num_slots is None:
         num_slots = cls_positions.shape[-1] if cls_positions is not None else max(int(index.max()), 1)
     if bool(((index < 0) | (index > num_slots)).any()):
+        bad = int(index.min()) if int(index.min()) < 0 else int(index.max())
         raise ValueError(
-            f"attention_mask holds sequence indices outside [0, {num_slots}] (max_seq_per_pack = "
+            f"attention_mask holds sequence index {bad}, outside [0, {num_slots}] (max_seq_per_pack = "
             f"{num_slots}); pack the data with max_seq_per_pack={num_slots} or load the model with the "
             "max_seq_per_pack of the data."
         )
@@ -127,7 +152,12 @@ def check_packed_inputs(
                 f"position_ids shape {tuple(position_ids.shape)} differs from input_ids shape "
                 f"{tuple(input_ids.shape)}."
             )
+        _check_integers(position_ids, "position_ids", "positions")
         position_ids = position_ids.to(device=device, dtype=torch.long)
+        if bool((position_ids < 0).any()):
+            raise ValueError(
+                f"position_ids hold {int(position_ids.min())}; positions count from 0 at every [CLS]."
+            )
         present = index.gather(1, cls_positions) == torch.arange(1, num_slots + 1, device=device)
         if bool((position_ids.gather(1, cls_positions)[present] != 0).any()):
             raise ValueError(
@@ -177,6 +207,7 @@ def _checked_token_types(
             f"token_type_ids shape {tuple(token_type_ids.shape)} differs from input_ids shape "
             f"{tuple(index.shape)}."
         )
+    _check_integers(token_type_ids, "token_type_ids", "segment ids (0, or 1 for a pair's second text)")
     token_type_ids = token_type_ids.to(device=index.device, dtype=torch.long)
     types = getattr(config, "type_vocab_size", 0) or 0
     if types == 0:
@@ -190,6 +221,12 @@ def _checked_token_types(
     if bool(((token_type_ids < 0) | (token_type_ids >= types)).any()):
         raise ValueError(f"token_type_ids must lie in [0, {types}) (config.type_vocab_size).")
     return token_type_ids
+
+
+def _check_integers(values: torch.Tensor, name: str, meaning: str) -> None:
+    """Refuse float, bool and complex tensors: casting them would round 2.5 to 2 without a word."""
+    if values.dtype.is_floating_point or values.dtype.is_complex or values.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer {meaning}, got dtype {values.dtype}.")
 
 
 def _check_contiguous(index: torch.Tensor, position_ids: torch.Tensor, num_slots: int, family: str) -> None:

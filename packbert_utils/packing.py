@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checks import check_positive_int
+from .checks import check_positive_int, to_numpy
 from .planners import NNLSHP_MAX_SEQ_PER_PACK, best_fit_decreasing, nnls_pack, shortest_pack_first
 
 if TYPE_CHECKING:
@@ -66,9 +66,7 @@ def sequence_length_histogram(lengths: Any, max_seq_length: int) -> np.ndarray:
     [1, 0, 2, 1, 0]
     """
     max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
-    array = np.asarray(lengths)
-    if array.ndim != 1:
-        raise ValueError(f"lengths must be a 1-D sequence of ints, got an array of shape {array.shape}.")
+    array = _one_dimensional(lengths, "lengths", "a 1-D sequence of ints (one token count per sequence)")
     if array.size == 0:
         return np.zeros(max_seq_length, dtype=np.int64)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
@@ -269,10 +267,25 @@ class PackingPlan:
         )
 
 
-def _check_histogram(histogram: Any, max_seq_length: int) -> np.ndarray:
-    array = np.asarray(histogram)
+def _one_dimensional(values: Any, name: str, what: str) -> np.ndarray:
+    """`values` as a 1-D array, or an error naming `name` (ragged lists, scalars, sets, generators...)."""
+    try:
+        array = np.asarray(to_numpy(values))
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{name} must be {what}; got {type(values).__name__} ({str(error).split('.')[0]})."
+        ) from error
     if array.ndim != 1:
-        raise ValueError(f"histogram must be 1-D, got an array of shape {array.shape}.")
+        shown = f"{type(values).__name__} {values!r:.60}" if array.ndim == 0 else f"shape {array.shape}"
+        raise ValueError(f"{name} must be {what}; got {shown}.")
+    return array
+
+
+_MAX_COUNT = np.iinfo(np.int64).max
+
+
+def _check_histogram(histogram: Any, max_seq_length: int) -> np.ndarray:
+    array = _one_dimensional(histogram, "histogram", "1-D: histogram[i] counts the sequences of length i + 1")
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
             f"histogram must hold integer counts, got dtype {array.dtype}; "
@@ -287,6 +300,13 @@ def _check_histogram(histogram: Any, max_seq_length: int) -> np.ndarray:
         raise ValueError(f"histogram counts must be >= 0; bin {int(np.argmin(array))} is {int(array.min())}.")
     if not np.any(array):
         raise ValueError("empty dataset: the histogram counts no sequences, so there is nothing to pack.")
+    # Statistics are int64 sums of tokens: refuse counts whose total would wrap around (e.g. uint64).
+    tokens = float(np.dot(array.astype(np.float64), np.arange(1, array.size + 1, dtype=np.float64)))
+    if tokens >= _MAX_COUNT:
+        raise ValueError(
+            f"histogram counts {tokens:.3g} tokens in all, beyond the int64 range of plan statistics; "
+            "the counts are wrong (a wrapped-around unsigned value?)."
+        )
     return array.astype(np.int64)
 
 

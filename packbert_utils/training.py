@@ -35,13 +35,14 @@ from transformers import (
     set_seed,
 )
 
-from .checks import IGNORE_INDEX, check_positive_int
+from .checks import IGNORE_INDEX, check_number, check_positive_int, check_seed
 from .families import family_of
 from .loading import load_task
 from .metrics import drop_empty_slots, task_metrics
 from .modeling import PackedModelForSequenceClassification, PackedModelForTokenClassification
 from .offline import default_checkpoint
 from .packed_dataset import pack_dataset, packed_plan
+from .packing import ALGORITHMS
 from .tasks import TaskDatasetDict, TaskSpec, get_task
 from .tokenizing import load_tokenizer, tokenize_task
 
@@ -152,8 +153,21 @@ def fine_tune(
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
-    check_positive_int(sequences_per_step, "sequences_per_step")
-    check_positive_int(gradient_accumulation_steps, "gradient_accumulation_steps")
+    _check_settings(
+        {"max_seq_length": max_seq_length, "max_seq_per_pack": max_seq_per_pack},
+        {
+            "sequences_per_step": sequences_per_step,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+        },
+        {"learning_rate": learning_rate, "warmup_ratio": warmup_ratio, "weight_decay": weight_decay},
+        {"num_train_epochs": num_train_epochs, "max_steps": max_steps, "logging_steps": logging_steps},
+        {
+            "seed": seed,
+            "max_train_rows": max_train_rows,
+            "max_eval_rows": max_eval_rows,
+            "algorithm": algorithm,
+        },
+    )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     per_device_sequences = sequences_per_step / (gradient_accumulation_steps * world_size)
     if per_device_sequences < 1:
@@ -343,6 +357,31 @@ def _build_model(
         model.config.id2label = dict(enumerate(spec.label_names))
         model.config.label2id = {name: index for index, name in enumerate(spec.label_names)}
     return model
+
+
+def _check_settings(*groups: dict[str, Any]) -> None:
+    """Refuse bad settings by name before any data, tokenizer or model is loaded (seconds to minutes)."""
+    values = {name: value for group in groups for name, value in group.items()}
+    for name in (
+        "max_seq_length",
+        "max_seq_per_pack",
+        "sequences_per_step",
+        "gradient_accumulation_steps",
+        "logging_steps",
+    ):
+        check_positive_int(values[name], name)
+    for name in ("max_train_rows", "max_eval_rows"):
+        if values[name] is not None:
+            check_positive_int(values[name], name)
+    if values["max_steps"] != -1:  # -1: train num_train_epochs; 0 would be ignored by the Trainer
+        check_positive_int(values["max_steps"], "max_steps (or -1 to train whole epochs)")
+    check_number(values["learning_rate"], "learning_rate", minimum=0, above=True)
+    check_number(values["warmup_ratio"], "warmup_ratio", minimum=0, maximum=1, below=True)
+    check_number(values["weight_decay"], "weight_decay", minimum=0)
+    check_number(values["num_train_epochs"], "num_train_epochs", minimum=0, above=True)
+    check_seed(values["seed"])
+    if values["algorithm"] not in ALGORITHMS:
+        raise ValueError(f"Unknown algorithm {values['algorithm']!r}; choose one of {', '.join(ALGORITHMS)}.")
 
 
 def _limit(split: datasets.Dataset, rows: int | None) -> datasets.Dataset:
