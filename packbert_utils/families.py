@@ -16,6 +16,9 @@ DeBERTa-v2/v3  relative: row distances     if any       eager           ContextP
 ModernBERT     rotary: 0, 1, 2, ...        none         eager, sdpa     head on [CLS] or on the mean
 =============  ==========================  ===========  ==============  =================================
 
+* Attention: every family but DeBERTa-v2 also runs with `attn_implementation="packed_sdpa"`
+  (`packbert_utils.attention`): in training it attends per sequence-length bucket instead of over the
+  whole row, with the same outputs and gradients as the dense mask.
 * Masks: most encoders take a ready 4-D float additive mask unchanged. ModernBERT alternates global
   and local (sliding-window) layers and takes one mask per layer type; the local one also keeps only
   tokens whose *positions* are at most `config.sliding_window` apart, as unpacked. DeBERTa-v2 reads
@@ -236,7 +239,7 @@ class Family:
     token_class: type
     sequence_head: Callable[[Any, torch.Tensor], torch.Tensor]
     token_head: Callable[[Any, torch.Tensor], torch.Tensor]
-    attention: tuple[str, ...] = ("eager", "sdpa")
+    attention: tuple[str, ...] = ("eager", "sdpa", "packed_sdpa")
     offset_positions: bool = False
     encode: Callable[..., BaseModelOutput] = _encode_base_model
     build_mask: Callable[[Any, torch.Tensor, torch.Tensor, torch.dtype], Any] = _additive_mask

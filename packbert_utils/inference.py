@@ -1,23 +1,25 @@
-"""Fast inference: classify many texts by packing several of them into every row the model computes.
+"""Fast inference: classify or tag many texts by packing several of them into every row the model computes.
 
 Padding every text to a fixed length wastes most of each row on short texts; packing fills rows with
-whole texts instead, and `PackedModelForSequenceClassification` gives every text exactly the logits it
-would get alone. For inference the packing factor is free: nothing depends on how many texts share a
-row (no loss scaling, no effective batch size), so rows may hold many more texts than in training.
+whole texts instead, and the packed models give every text exactly the logits it would get alone:
+`PackedTextClassifier` one row of logits per text (single-label, regression or multi-label), and
+`PackedTokenClassifier` one row per word of each text. For inference the packing factor is free:
+nothing depends on how many texts share a row (no loss scaling, no effective batch size), so rows may
+hold many more texts than in training.
 
-The work is streamed in chunks of texts: each chunk is tokenized (`tokenizing.tokenize_columns`),
-packed with the histogram packer (`packed_dataset.pack_dataset`, lpfhp), run through the model in
-batches of rows and mapped back to input order (`packed_dataset.unpack`), so memory stays bounded
-for any number of texts and a generator of texts works too.
+The work is streamed in chunks of texts (`streaming.py`): each chunk is tokenized
+(`tokenizing.tokenize_columns`, or `tokenize_words` for tagging), packed with the histogram packer
+(`packed_dataset.pack_dataset`, lpfhp), run through the model in batches of rows and mapped back to
+input order (`packed_dataset.unpack`, `unpack_tokens`), so memory stays bounded for any number of
+texts and a generator of texts works too. Both predictors share this machinery (`_PackedPredictor`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import islice
 from typing import Any
 
 import datasets
@@ -26,10 +28,12 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from .checks import IGNORE_INDEX, check_positive_int
 from .families import family_of
-from .modeling import PackedModelForSequenceClassification
-from .packed_dataset import pack_dataset, packed_plan, unpack
-from .tokenizing import load_tokenizer, tokenize_columns
+from .modeling import PackedModelForSequenceClassification, PackedModelForTokenClassification
+from .packed_dataset import pack_dataset, packed_plan, unpack, unpack_tokens
+from .streaming import check_inputs, check_strings, check_words, chunked
+from .tokenizing import load_tokenizer, token_columns, tokenize_columns, tokenize_words
 
 DEFAULT_MAX_SEQ_LENGTH = 128
 """Row length and truncation length. Sentence-level texts fit whole (Rotten Tomatoes snippets: at most
@@ -98,25 +102,15 @@ class PackingStats:
         }
 
 
-class PackedTextClassifier:
-    """Classify texts (or text pairs) with a BERT sequence classifier, several texts per row.
+class _PackedPredictor:
+    """What both packed predictors share: settings, model and tokenizer, streaming, the packed forward.
 
-    `model_or_path` is a `PackedModelForSequenceClassification` or a plain sequence classifier of a
-    supported family (`families.py`), or a checkpoint folder (or hub name) of a fine-tuned one. A model
-    instance is not copied: the classifier shares its weights (moved to `device`, set to eval mode), and
-    a packed model trained with a few texts per row is used here with `max_seq_per_pack` slots; its own
-    config is left unchanged. `tokenizer` is a tokenizer or its folder; by default it is loaded from the
-    checkpoint folder, which must then contain tokenizer files.
-
-    Texts longer than `max_seq_length` tokens are truncated exactly as the tokenizer truncates them
-    (pairs `longest_first`: the longer segment loses tokens first), with a
-    `tokenizing.TruncationWarning` per chunk saying how many. `device` defaults to CUDA when
-    available, else the CPU. See the DEFAULT_* constants for why the defaults are what they are.
-
-    `dtype=torch.bfloat16` runs the model under autocast (matrix products in bf16, on CPUs with AMX or
-    AVX-512 bf16 units and on GPUs; the shared weights stay as they are) and returns float32 logits.
-    It is faster but not exact: compare its predictions with float32 ones before relying on it.
+    A subclass says which packed model class it serves (`_packed_class`), how it tokenizes a chunk of
+    inputs (`_tokenize_chunk`) and how it maps the packs' outputs back to the inputs (`_unpack_chunk`).
     """
+
+    _packed_class: type = PackedModelForSequenceClassification
+    _what = "sequence classifier"
 
     def __init__(
         self,
@@ -130,10 +124,10 @@ class PackedTextClassifier:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        self.max_seq_length = _positive_int(max_seq_length, "max_seq_length")
-        self.max_seq_per_pack = _positive_int(max_seq_per_pack, "max_seq_per_pack")
-        self.batch_size = _positive_int(batch_size, "batch_size")
-        self.chunk_size = _positive_int(chunk_size, "chunk_size")
+        self.max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
+        self.max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -144,16 +138,19 @@ class PackedTextClassifier:
             )
         self.dtype = dtype
 
-        model, source = _packed_model(model_or_path, self.max_seq_per_pack)
+        model, source = _packed_model(model_or_path, self.max_seq_per_pack, self._packed_class, self._what)
         self.model = model.to(self.device).eval()
         config = self.model.config
-        if self.max_seq_length > config.max_position_embeddings:
+        family = family_of(config)
+        positions = config.max_position_embeddings - family.first_position(config)
+        if self.max_seq_length > positions:
             raise ValueError(
-                f"max_seq_length={self.max_seq_length} exceeds the model's {config.max_position_embeddings} "
-                "position embeddings; use at most that."
+                f"max_seq_length={self.max_seq_length} exceeds the {positions} positions the model's "
+                f"{config.max_position_embeddings} position embeddings give a {family.name} sequence; use at "
+                "most that."
             )
         self.tokenizer = _resolve_tokenizer(tokenizer, source, config.vocab_size)
-        regression = config.problem_type == "regression"
+        regression = getattr(config, "problem_type", None) == "regression"
         self._label_names = (
             () if regression else tuple(str(config.id2label[i]) for i in range(self.num_labels))
         )
@@ -173,6 +170,135 @@ class PackedTextClassifier:
         """Statistics of the last predict call (of the chunks processed so far if it was a generator)."""
         return self._last_stats
 
+    # ---- streaming -----------------------------------------------------------------------------------
+
+    def _stream(self, chunks: Iterator[tuple[int, list, Any]], total: int | None, progress: bool) -> Iterator:
+        """Run every chunk and yield its outputs in input order, keeping `last_stats` current."""
+        start_time = time.perf_counter()
+        self.model.eval()  # a shared model may have been switched to training mode since
+        totals = {"num_sequences": 0, "num_packs": 0, "num_tokens": 0, "computed_tokens": 0, "num_chunks": 0}
+        model_seconds = 0.0
+        self._last_stats = None
+        with tqdm(total=total, unit="text", desc="packed inference", disable=not progress) as bar:
+            for start, chunk, extra in chunks:
+                tokenized = self._tokenize_chunk(start, chunk, extra)
+                packed = pack_dataset(
+                    {
+                        column: tokenized[column]
+                        for column in ("input_ids", "token_type_ids")
+                        if column in tokenized
+                    },
+                    self.max_seq_length,
+                    self.max_seq_per_pack,
+                    algorithm="lpfhp",
+                    label_column=None,
+                )
+                rows = _numpy_columns(packed)
+                outputs, computed, seconds = self._run_packs(rows, bar)
+                results = self._unpack_chunk(outputs, rows, tokenized)
+                if len(results) != len(chunk):
+                    raise RuntimeError(
+                        f"Packing returned {len(results)} predictions for {len(chunk)} texts; this is a bug."
+                    )
+                plan = packed_plan(packed)
+                totals["num_sequences"] += plan.num_sequences
+                totals["num_packs"] += plan.num_packs
+                totals["num_tokens"] += plan.num_tokens
+                totals["computed_tokens"] += computed
+                totals["num_chunks"] += 1
+                model_seconds += seconds
+                self._last_stats = self._stats(totals, start_time, model_seconds)
+                yield results
+        self._last_stats = self._stats(totals, start_time, model_seconds)
+
+    def _tokenize_chunk(self, start: int, chunk: list, extra: Any) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def _unpack_chunk(self, outputs: np.ndarray, rows: dict[str, np.ndarray], tokenized: Mapping[str, Any]):
+        raise NotImplementedError
+
+    def _run_packs(self, rows: dict[str, np.ndarray], bar: Any) -> tuple[np.ndarray, int, float]:
+        """The model's logits for every packed row ([packs, width, num_labels]), positions computed, seconds.
+
+        Rows are sorted by their number of real tokens, so that a batch of similar rows is cut to its
+        longest; `width` is the model's second output dimension (slots, or tokens of a row).
+        """
+        example_ids = rows["example_ids"]
+        widths = np.count_nonzero(rows["attention_mask"], axis=1)  # inplace layout: tokens start at 0
+        order = np.argsort(-widths, kind="stable")
+        inputs_of = {
+            name: values for name, values in rows.items() if name not in ("cls_positions", "example_ids")
+        }
+        width = self.max_seq_per_pack if self._packed_class is PackedModelForSequenceClassification else None
+        outputs = np.zeros((len(order), width or self.max_seq_length, self.num_labels), dtype=np.float32)
+        computed = 0
+        model_start = time.perf_counter()
+        with torch.inference_mode(), self._autocast():
+            for first in range(0, len(order), self.batch_size):
+                batch_rows = order[first : first + self.batch_size]
+                cut = int(widths[batch_rows].max())
+                inputs = {
+                    name: torch.from_numpy(values[batch_rows, :cut]).to(self.device)
+                    for name, values in inputs_of.items()
+                }
+                cls_positions = torch.from_numpy(rows["cls_positions"][batch_rows]).to(self.device)
+                logits = self.model(**inputs, cls_positions=cls_positions).logits
+                outputs[batch_rows, : logits.shape[1]] = logits.float().cpu().numpy()
+                computed += len(batch_rows) * cut
+                bar.update(int(np.count_nonzero(example_ids[batch_rows] >= 0)))
+        return outputs, computed, time.perf_counter() - model_start
+
+    def _autocast(self) -> Any:
+        """Mixed precision when a lower dtype was asked for; a no-op context for float32."""
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    def _stats(self, totals: dict[str, int], start_time: float, model_seconds: float) -> PackingStats:
+        return PackingStats(
+            **totals,
+            max_seq_length=self.max_seq_length,
+            max_seq_per_pack=self.max_seq_per_pack,
+            seconds=time.perf_counter() - start_time,
+            model_seconds=model_seconds,
+        )
+
+
+class PackedTextClassifier(_PackedPredictor):
+    """Classify texts (or text pairs) with a sequence classifier of any supported family, several per row.
+
+    `model_or_path` is a `PackedModelForSequenceClassification` or a plain sequence classifier of a
+    supported family (`families.py`: BERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA, ALBERT,
+    DeBERTa-v2/v3, ModernBERT), or a checkpoint folder (or hub name) of a fine-tuned one. A model
+    instance is not copied: the classifier shares its weights (moved to `device`, set to eval mode), and
+    a packed model trained with a few texts per row is used here with `max_seq_per_pack` slots; its own
+    config is left unchanged. `tokenizer` is a tokenizer or its folder; by default it is loaded from the
+    checkpoint folder, which must then contain tokenizer files. Tokenizers without token types
+    (RoBERTa-style) are fine: only the columns the tokenizer makes are packed.
+
+    Single-label, regression and multi-label models (`config.problem_type`) all give logits, one row per
+    text; `predict_labels` turns them into class names (multi-label: every label whose sigmoid is above
+    0.5, i.e. whose logit is positive).
+
+    Texts longer than `max_seq_length` tokens are truncated exactly as the tokenizer truncates them
+    (pairs `longest_first`: the longer segment loses tokens first), with a
+    `tokenizing.TruncationWarning` per chunk saying how many. `device` defaults to CUDA when
+    available, else the CPU. See the DEFAULT_* constants for why the defaults are what they are.
+
+    `dtype=torch.bfloat16` runs the model under autocast (matrix products in bf16, on CPUs with AMX or
+    AVX-512 bf16 units and on GPUs; the shared weights stay as they are) and returns float32 logits.
+    It is faster but not exact: compare its predictions with float32 ones before relying on it.
+
+    >>> import torch
+    >>> from packbert_utils import default_checkpoint
+    >>> from transformers import AutoModelForSequenceClassification
+    >>> torch.manual_seed(0) and None
+    >>> plain = AutoModelForSequenceClassification.from_pretrained(default_checkpoint(), num_labels=2)
+    >>> classifier = PackedTextClassifier(plain, default_checkpoint(), device="cpu")
+    >>> classifier.predict(["a gem", "a mess", "fine"], progress=False).shape
+    (3, 2)
+    >>> classifier.last_stats.num_packs
+    1
+    """
+
     def predict(
         self, texts: Iterable[str], text_pairs: Iterable[str] | None = None, *, progress: bool = True
     ) -> np.ndarray:
@@ -190,13 +316,20 @@ class PackedTextClassifier:
 
     def predict_labels(
         self, texts: Iterable[str], text_pairs: Iterable[str] | None = None, *, progress: bool = True
-    ) -> list[str]:
-        """The name (config.id2label) of the highest-scoring class for every text, in input order."""
+    ) -> list[str] | list[list[str]]:
+        """Class names (config.id2label) for every text, in input order.
+
+        Single-label models give the highest-scoring class's name per text; multi-label models give the
+        list of names of every label with a positive logit (sigmoid above 0.5), possibly empty, in label
+        order. Regression models have no classes: use `predict`.
+        """
         if not self.label_names:
             raise ValueError(
                 "This is a regression model (one output, no class names); use predict() for its values."
             )
         logits = self.predict(texts, text_pairs, progress=progress)
+        if self.model.config.problem_type == "multi_label_classification":
+            return [[self.label_names[k] for k in np.flatnonzero(row > 0)] for row in logits]
         return [self.label_names[i] for i in logits.argmax(axis=1).tolist()]
 
     def iter_predict(
@@ -208,91 +341,90 @@ class PackedTextClassifier:
         A length mismatch between a generator of texts and one of pairs can only be seen when the
         shorter one ends; the error is raised then, before any misaligned output is yielded.
         """
-        total = _check_inputs(texts, text_pairs)  # checked now, not when iteration starts
-        return self._iterate(texts, text_pairs, total, progress)
+        total = check_inputs(texts, text_pairs)  # checked now, not when iteration starts
+        return self._stream(chunked(texts, text_pairs, self.chunk_size, check_strings), total, progress)
 
-    def _iterate(
-        self, texts: Iterable[str], text_pairs: Iterable[str] | None, total: int | None, progress: bool
-    ) -> Iterator[np.ndarray]:
-        start_time = time.perf_counter()
-        self.model.eval()  # a shared model may have been switched to training mode since
-        totals = {"num_sequences": 0, "num_packs": 0, "num_tokens": 0, "computed_tokens": 0, "num_chunks": 0}
-        model_seconds = 0.0
-        self._last_stats = None
-        with tqdm(total=total, unit="text", desc="packed inference", disable=not progress) as bar:
-            for start, chunk, pair_chunk in _chunks(texts, text_pairs, self.chunk_size):
-                logits, counts, seconds = self._chunk_logits(start, chunk, pair_chunk, bar)
-                for key, value in counts.items():
-                    totals[key] += value
-                totals["num_chunks"] += 1
-                model_seconds += seconds
-                self._last_stats = self._stats(totals, start_time, model_seconds)
-                yield logits
-        self._last_stats = self._stats(totals, start_time, model_seconds)
-
-    def _autocast(self) -> Any:
-        """Mixed precision when a lower dtype was asked for; a no-op context for float32."""
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
-
-    def _stats(self, totals: dict[str, int], start_time: float, model_seconds: float) -> PackingStats:
-        return PackingStats(
-            **totals,
-            max_seq_length=self.max_seq_length,
-            max_seq_per_pack=self.max_seq_per_pack,
-            seconds=time.perf_counter() - start_time,
-            model_seconds=model_seconds,
-        )
-
-    def _chunk_logits(
-        self, start: int, texts: list[str], pairs: list[str] | None, bar: Any
-    ) -> tuple[np.ndarray, dict[str, int], float]:
-        """Tokenize, pack, run and unpack one chunk; also return its counts and model time."""
+    def _tokenize_chunk(self, start: int, texts: list[str], pairs: list[str] | None) -> Mapping[str, Any]:
         columns = {"text": texts} if pairs is None else {"text": texts, "text_pair": pairs}
         raw = datasets.Dataset.from_dict(columns, split=f"texts_{start}_to_{start + len(texts) - 1}")
         tokenized = tokenize_columns(raw, self.tokenizer, self.max_seq_length, tuple(columns))
-        packed = pack_dataset(
-            tokenized.select_columns(["input_ids", "token_type_ids"]),
-            self.max_seq_length,
-            self.max_seq_per_pack,
-            algorithm="lpfhp",
-            label_column=None,
-        )
-        rows = _numpy_columns(packed)
-        example_ids = rows.pop("example_ids")
-        widths = np.count_nonzero(rows["attention_mask"], axis=1)  # inplace layout: tokens start at 0
-        order = np.argsort(-widths, kind="stable")  # similar widths share a batch, cut to its longest
-        slot_logits = np.empty((len(order), self.max_seq_per_pack, self.num_labels), dtype=np.float32)
-        computed = 0
-        model_start = time.perf_counter()
-        with torch.inference_mode(), self._autocast():
-            for first in range(0, len(order), self.batch_size):
-                batch_rows = order[first : first + self.batch_size]
-                width = int(widths[batch_rows].max())
-                inputs = {
-                    name: torch.from_numpy(values[batch_rows, :width]).to(self.device)
-                    for name, values in rows.items()
-                    if name != "cls_positions"
-                }
-                cls_positions = torch.from_numpy(rows["cls_positions"][batch_rows]).to(self.device)
-                logits = self.model(**inputs, cls_positions=cls_positions).logits
-                slot_logits[batch_rows] = logits.float().cpu().numpy()
-                computed += len(batch_rows) * width
-                bar.update(int(np.count_nonzero(example_ids[batch_rows] >= 0)))
-        model_seconds = time.perf_counter() - model_start
+        return {column: tokenized[column] for column in token_columns(self.tokenizer)}
 
-        logits = unpack(slot_logits, example_ids)
-        if len(logits) != len(texts):
-            raise RuntimeError(
-                f"Packing returned {len(logits)} predictions for {len(texts)} texts; this is a bug."
-            )
-        plan = packed_plan(packed)
-        counts = {
-            "num_sequences": plan.num_sequences,
-            "num_packs": plan.num_packs,
-            "num_tokens": plan.num_tokens,
-            "computed_tokens": computed,
-        }
-        return logits, counts, model_seconds
+    def _unpack_chunk(
+        self, outputs: np.ndarray, rows: dict[str, np.ndarray], tokenized: Mapping[str, Any]
+    ) -> np.ndarray:
+        return unpack(outputs, rows["example_ids"])
+
+
+class PackedTokenClassifier(_PackedPredictor):
+    """Tag every word of many texts with a token classifier of any supported family, several texts per row.
+
+    The same streaming, chunking, bounded memory, settings and `last_stats` as `PackedTextClassifier`,
+    for `PackedModelForTokenClassification` or a plain token classifier (or a checkpoint folder).
+    A text is a string, split into words at whitespace (`str.split()`), or a list of words already
+    split (as the model was trained on, e.g. `load_task("wnut16")` rows' `tokens`). Each word is
+    scored at its first sub-word, as in training (`tokenizing.align_tags_to_tokens`), so every text
+    gets one row of logits per word, in word order; `unpack_tokens` restores each text's tokens from
+    the packs. Words cut off by truncation at `max_seq_length` get NaN logits and no tag, and a
+    `tokenizing.TruncationWarning` counts them. A word the tokenizer turns into nothing (e.g. a lone
+    zero-width space) is refused, as it could not get a prediction.
+
+    >>> import torch
+    >>> from packbert_utils import default_checkpoint
+    >>> from transformers import AutoModelForTokenClassification
+    >>> torch.manual_seed(0) and None
+    >>> plain = AutoModelForTokenClassification.from_pretrained(default_checkpoint(), num_labels=3)
+    >>> tagger = PackedTokenClassifier(plain, default_checkpoint(), device="cpu")
+    >>> [logits.shape for logits in tagger.predict(["packing rocks", ["New", "York"]], progress=False)]
+    [(2, 3), (2, 3)]
+    """
+
+    _packed_class = PackedModelForTokenClassification
+    _what = "token classifier"
+
+    def predict(self, texts: Iterable[str | Sequence[str]], *, progress: bool = True) -> list[np.ndarray]:
+        """Per text, logits [number of words, num_labels] (float32), in input and word order."""
+        return [logits for chunk in self.iter_predict(texts, progress=progress) for logits in chunk]
+
+    def predict_tags(
+        self, texts: Iterable[str | Sequence[str]], *, progress: bool = True
+    ) -> list[list[str | None]]:
+        """Per text, the tag name (config.id2label) of every word: its highest logit; None if cut off."""
+        return [
+            [None if np.isnan(row[0]) else self.label_names[int(row.argmax())] for row in logits]
+            for logits in self.predict(texts, progress=progress)
+        ]
+
+    def iter_predict(
+        self, texts: Iterable[str | Sequence[str]], *, progress: bool = True
+    ) -> Iterator[list[np.ndarray]]:
+        """Yield the per-text logits chunk by chunk (lists of up to chunk_size arrays), in input order."""
+        total = check_inputs(texts)
+        return self._stream(chunked(texts, None, self.chunk_size, check_words), total, progress)
+
+    def _tokenize_chunk(self, start: int, texts: list, pairs: None) -> Mapping[str, Any]:
+        words = [text.split() if isinstance(text, str) else list(text) for text in texts]
+        where = f"Texts {start} to {start + len(texts) - 1}"
+        # Without tags, `labels` holds the index of the word each token begins (IGNORE_INDEX elsewhere).
+        columns = tokenize_words(
+            self.tokenizer, words, self.max_seq_length, where=where, limit_name="max_seq_length"
+        )
+        return columns | {"words": words}
+
+    def _unpack_chunk(
+        self, outputs: np.ndarray, rows: dict[str, np.ndarray], tokenized: Mapping[str, Any]
+    ) -> list[np.ndarray]:
+        sequences = unpack_tokens(outputs, rows["attention_mask"], rows["example_ids"], rows["cls_positions"])
+        results = []
+        for logits, word_of_token, words in zip(
+            sequences, tokenized["labels"], tokenized["words"], strict=True
+        ):
+            word_of_token = np.asarray(word_of_token)
+            first = word_of_token != IGNORE_INDEX
+            per_word = np.full((len(words), self.num_labels), np.nan, dtype=np.float32)
+            per_word[word_of_token[first]] = logits[first]
+            results.append(per_word)
+        return results
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
@@ -300,26 +432,21 @@ class PackedTextClassifier:
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
 def _packed_model(
-    model_or_path: Any, max_seq_per_pack: int
-) -> tuple[PackedModelForSequenceClassification, str | None]:
-    """A packed classifier with `max_seq_per_pack` slots, and the folder/name it came from (if known).
+    model_or_path: Any, max_seq_per_pack: int, packed_class: type, what: str
+) -> tuple[PreTrainedModel, str | None]:
+    """A packed model of `packed_class` with `max_seq_per_pack` slots, and the folder/name it came from.
 
-    Instances are wrapped, not copied: `PackedModelForSequenceClassification.from_model` shares their
-    modules under a copy of their config.
+    Instances are wrapped, not copied: `packed_class.from_model` shares their modules under a copy of
+    their config.
     """
+    task = "token" if packed_class is PackedModelForTokenClassification else "sequence"
     if isinstance(model_or_path, str | os.PathLike):
         name = os.fspath(model_or_path)
-        model, info = PackedModelForSequenceClassification.from_pretrained(
+        model, info = packed_class.from_pretrained(
             name, max_seq_per_pack=max_seq_per_pack, output_loading_info=True
         )
-        missing = sorted(key for key in info["missing_keys"] if key.startswith("classifier."))
+        missing = sorted(key for key in info["missing_keys"] if "classifier." in key)
         if missing:
             raise ValueError(
                 f"Checkpoint {name!r} has no trained classification head ({', '.join(missing)} missing), so "
@@ -328,19 +455,17 @@ def _packed_model(
             )
         return model, name
     if isinstance(model_or_path, PreTrainedModel):
-        plain = family_of(model_or_path.config).sequence_class  # a clear error for other architectures
+        plain = family_of(model_or_path.config).plain_class(task)  # a clear error for other architectures
         if isinstance(model_or_path, plain):
-            shell = PackedModelForSequenceClassification.from_model(
-                model_or_path, max_seq_per_pack=max_seq_per_pack
-            )
+            shell = packed_class.from_model(model_or_path, max_seq_per_pack=max_seq_per_pack)
             return shell, getattr(model_or_path, "name_or_path", None) or None
         raise TypeError(
-            f"{type(model_or_path).__name__} is not a sequence classifier; pass a {plain.__name__} "
-            "or PackedModelForSequenceClassification (or a checkpoint folder)."
+            f"{type(model_or_path).__name__} is not a {what}; pass a {plain.__name__} or "
+            f"{packed_class.__name__} (or a checkpoint folder)."
         )
     raise TypeError(
-        "model_or_path must be a PackedModelForSequenceClassification or a sequence classifier of a "
-        f"supported family, or a checkpoint folder; got {type(model_or_path).__name__}."
+        f"model_or_path must be a {packed_class.__name__} or a {what} of a supported family, or a "
+        f"checkpoint folder; got {type(model_or_path).__name__}."
     )
 
 
@@ -366,76 +491,6 @@ def _resolve_tokenizer(tokenizer: Any, source: str | None, vocab_size: int) -> A
     return tokenizer
 
 
-def _check_inputs(texts: Any, text_pairs: Any) -> int | None:
-    """Refuse containers that iterate as something other than texts; return the count when known."""
-    for name, value in (("texts", texts), ("text_pairs", text_pairs)):
-        if value is None and name == "text_pairs":
-            continue
-        if isinstance(value, str | bytes):
-            raise TypeError(
-                f"{name} must be a list (or other iterable) of strings, not one string; wrap it: [{name}]."
-            )
-        if isinstance(value, Mapping) or hasattr(value, "columns"):
-            raise TypeError(
-                f"{name} is a {type(value).__name__}, which iterates over keys or column names; pass the "
-                "column of texts itself, e.g. df['text'] or list(...)."
-            )
-        if not isinstance(value, Iterable):
-            raise TypeError(f"{name} must be an iterable of strings, got {type(value).__name__}.")
-    sized = isinstance(texts, Sized)
-    if text_pairs is not None and sized and isinstance(text_pairs, Sized) and len(texts) != len(text_pairs):
-        raise ValueError(
-            f"texts has {len(texts)} items but text_pairs has {len(text_pairs)}; they must pair up one to "
-            "one."
-        )
-    return len(texts) if sized else None
-
-
-_END = object()
-
-
-def _chunks(
-    texts: Iterable[Any], text_pairs: Iterable[Any] | None, size: int
-) -> Iterator[tuple[int, list[str], list[str] | None]]:
-    """(index of the first text, texts, pairs) per chunk, checking every item and that pairs match."""
-    text_iter = iter(texts)
-    pair_iter = iter(text_pairs) if text_pairs is not None else None
-    start = 0
-    while True:
-        chunk = list(islice(text_iter, size))
-        pair_chunk = None
-        if pair_iter is not None:
-            pair_chunk = list(islice(pair_iter, len(chunk)))
-            if len(pair_chunk) < len(chunk):
-                raise ValueError(
-                    f"text_pairs ended after {start + len(pair_chunk)} items but texts has more "
-                    f"(at least {start + len(chunk)}); they must pair up one to one."
-                )
-            if len(chunk) < size and next(pair_iter, _END) is not _END:
-                raise ValueError(
-                    f"texts ended after {start + len(chunk)} items but text_pairs has more; they must pair "
-                    "up one to one."
-                )
-            _check_strings(pair_chunk, "text_pairs", start)
-        if not chunk:
-            return
-        _check_strings(chunk, "texts", start)
-        yield start, chunk, pair_chunk
-        start += len(chunk)
-        if len(chunk) < size:
-            return
-
-
-def _check_strings(values: list[Any], name: str, start: int) -> None:
-    for offset, value in enumerate(values):
-        if not isinstance(value, str):
-            what = "None" if value is None else f"a {type(value).__name__}"
-            raise TypeError(
-                f"{name}[{start + offset}] is {what}, not a string. Every item needs a text: drop missing "
-                "ones (keeping track of their positions) or replace them with a string."
-            )
-
-
 def _numpy_columns(packed: datasets.Dataset) -> dict[str, np.ndarray]:
     """The packed dataset's fixed-size columns as 2D arrays [rows, width], read from Arrow directly."""
     table = packed.with_format("arrow")[:]
@@ -451,5 +506,6 @@ __all__ = [
     "DEFAULT_MAX_SEQ_LENGTH",
     "DEFAULT_MAX_SEQ_PER_PACK",
     "PackedTextClassifier",
+    "PackedTokenClassifier",
     "PackingStats",
 ]

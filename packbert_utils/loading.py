@@ -69,6 +69,14 @@ def load_task(
       question labelled NUM:count five times and NUM:other once keeps NUM:count. Stratified split.
     - `movie_match`: 4,863 (plot, review) pairs of 156 movies, split by movie, balanced within each
       split; `movie` is the review's movie and `plot_movie` the plot's.
+    - `wnut16` (token classification): 2,295 distinct tweets (the file's 2,394 sentences hold 88
+      tweets several times; the first copy is kept, `copies` counts them, `tag_variants` > 1 marks the
+      14 whose copies were tagged differently, `id` is the sentence's index in the file). `tokens` is
+      the list of words, `label` one BIO tag id per word. Random split.
+    - `review_affect` (multi-label): the 12,752 `rotten_tomatoes` snippets with a multi-hot float32
+      `label` of 8 General Inquirer categories (`tagged_corpora.read_review_affect` gives the rule)
+      and the critic's verdict as `sentiment` (not a label). Split by movie: the same splits as
+      `rotten_tomatoes` for the same fractions and seed.
 
     GLUE tasks use their official splits (fractions and seed do not apply; test labels are -1).
     A path to a .csv/.json/.jsonl/.parquet file is read with `datasets.load_dataset`; name its text
@@ -128,15 +136,27 @@ def _load_offline(
     extra = [column for column in rows[0] if column not in (*spec.text_columns, "label")]
     columns = [*spec.text_columns, "label", *extra]
     table = pa.table({column: [row[column] for row in rows] for column in columns})
+    text = (
+        datasets.List(datasets.Value("string")) if spec.is_token_classification else datasets.Value("string")
+    )
     features = datasets.Features(
         {
-            **{column: datasets.Value("string") for column in spec.text_columns},
+            **{column: text for column in spec.text_columns},
             "label": _label_feature(spec),
-            **{column: datasets.Value("string") for column in extra},
+            **{column: _extra_feature(table.column(column).type, column) for column in extra},
             "idx": datasets.Value("int64"),
         }
     )
     return _build_splits(table, features, splits, spec)
+
+
+def _extra_feature(arrow_type: pa.DataType, column: str) -> datasets.Value:
+    """Strings stay strings, integers become int64 (e.g. wnut16's `copies`)."""
+    if pa.types.is_string(arrow_type):
+        return datasets.Value("string")
+    if pa.types.is_integer(arrow_type):
+        return datasets.Value("int64")
+    raise TypeError(f"Extra column {column!r} of an offline task has type {arrow_type}; this is a bug.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -344,8 +364,12 @@ def _load_local(
 # Building splits
 
 
-def dataset_from_table(table: pa.Table, features: datasets.Features) -> datasets.Dataset:
+def dataset_from_table(
+    table: pa.Table, features: datasets.Features, split: str | None = None
+) -> datasets.Dataset:
     """An in-memory Dataset with exactly these features and columns (no cache files are written).
+
+    `split` names the split (`dataset.split`), so that messages about its rows can say which it is.
 
     >>> table = pa.table({"text": ["a", "b"], "label": [1, 0]})
     >>> dataset_from_table(table, datasets.Features({"text": datasets.Value("string")}))
@@ -355,7 +379,8 @@ def dataset_from_table(table: pa.Table, features: datasets.Features) -> datasets
     })
     """
     table = table.select(list(features)).cast(features.arrow_schema)
-    return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features))
+    info = datasets.DatasetInfo(features=features)
+    return datasets.Dataset(InMemoryTable(table), info=info, split=None if split is None else str(split))
 
 
 def _with_idx(table: pa.Table) -> pa.Table:
@@ -367,17 +392,23 @@ def _build_splits(
 ) -> TaskDatasetDict:
     return TaskDatasetDict(
         {
-            split: dataset_from_table(_with_idx(table.take(pa.array(indices, type=pa.int64()))), features)
+            split: dataset_from_table(
+                _with_idx(table.take(pa.array(indices, type=pa.int64()))), features, split=split
+            )
             for split, indices in splits.items()
         },
         task=task,
     )
 
 
-def _label_feature(spec: TaskSpec) -> datasets.Value | datasets.ClassLabel:
+def _label_feature(spec: TaskSpec) -> datasets.Value | datasets.ClassLabel | datasets.List:
+    """float32 (regression), a class (single label), a float32 vector (multi-label), a tag per word."""
     if spec.is_regression:
         return datasets.Value("float32")
-    return datasets.ClassLabel(names=list(spec.label_names))
+    if spec.is_multi_label:
+        return datasets.List(datasets.Value("float32"))
+    names = datasets.ClassLabel(names=list(spec.label_names))
+    return datasets.List(names) if spec.is_token_classification else names
 
 
 __all__ = ["TaskUnavailableError", "dataset_from_table", "load_task", "read_data_file"]

@@ -6,14 +6,15 @@ and seqeval (entity-level scores of BIO tags), or are counted here and tested ag
 checking around them: logits or class ids are both accepted, shapes are verified, and the markers of
 empty pack slots (label -100 for classes, NaN for regression and multi-label rows) are refused with
 a pointer to `drop_empty_slots`, so an empty slot is never scored by mistake. Token labels keep
-their -100: it marks the positions not scored (special tokens, second sub-words), as in training.
+their -100: it marks the positions not scored (special tokens, second sub-words), as in training;
+packed token rows are split into their sequences first (`packed_token_predictions`).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,8 @@ import seqeval.metrics
 import sklearn.metrics
 
 from .checks import IGNORE_INDEX, to_numpy
-from .tagged_corpora import is_bio_tagset
-from .tasks import TaskSpec, get_task
+from .packed_dataset import unpack_tokens
+from .tasks import TaskSpec, get_task, is_bio_tagset
 
 
 def _f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
@@ -333,13 +334,17 @@ def _kind(spec: Any) -> str:
     return "regression" if spec.problem_type == "regression" else "classification"
 
 
-def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[str, float]:
+def task_metrics(
+    task: str | TaskSpec, predictions: Any, labels: Any, sequence_ids: Any = None
+) -> dict[str, float]:
     """The metrics that judge `task` (its `metrics` tuple), as GLUE computes them.
 
     Classification: `predictions` are logits [N, C] (argmax is taken) or class ids [N]; F1 is that of
     class 1 for two classes and the macro average otherwise. Regression: predictions [N] or [N, 1].
     Multi-label (metrics from `MULTI_LABEL_METRICS`): see `multi_label_metrics`. Token classification
-    (metrics from `TOKEN_METRICS`): see `token_metrics`, with the task's tag names. `task` is a name,
+    (metrics from `TOKEN_METRICS`): see `token_metrics`, with the task's tag names; `sequence_ids`
+    (packed rows' attention_mask) splits packed rows into their sequences, as
+    `packed_token_predictions` does, and applies to token tasks only. `task` is a name,
     a data file, a TaskSpec or an object with TaskSpec's `metrics`, `num_labels`, `label_names` and
     `problem_type`.
 
@@ -348,6 +353,11 @@ def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[st
     """
     spec = _resolve(task)
     kind = _kind(spec)
+    if sequence_ids is not None and kind != "token":
+        raise ValueError(
+            f"sequence_ids split packed token rows into sequences; task {getattr(spec, 'name', '?')!r} is "
+            "not a token task: remove the empty slots of its packed outputs with drop_empty_slots instead."
+        )
     if kind == "multi_label":
         scores = multi_label_metrics(predictions, labels, spec.num_labels)
     elif kind == "token":
@@ -356,7 +366,7 @@ def task_metrics(task: str | TaskSpec, predictions: Any, labels: Any) -> dict[st
                 f"Task {getattr(spec, 'name', '?')!r} asks for entity scores, but its tags "
                 f"{spec.label_names[:4]}... are not BIO tags (O, B-x, I-x); score them with token_accuracy."
             )
-        scores = token_metrics(predictions, labels, spec.label_names)
+        scores = token_metrics(predictions, labels, spec.label_names, sequence_ids)
     elif kind == "regression":
         values, targets = _real_values(predictions, labels)
         return {name: _REGRESSION[name](targets, values) for name in spec.metrics}
@@ -418,15 +428,66 @@ def drop_empty_slots(
     return flat_labels[~empty], flat_predictions[~empty]
 
 
-def make_compute_metrics(task: str | TaskSpec) -> Callable[[Any], dict[str, float]]:
+def packed_token_predictions(
+    predictions: Any, packed: Mapping[str, Any] | Any, labels: Any = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Token predictions and labels of packed rows as one array per sequence, in dataset order.
+
+    The token counterpart of `drop_empty_slots`: a packed row holds several sequences, and scoring a
+    row as one sequence would let an entity run from one sequence into the next. This unpacks each
+    sequence's tokens (`packed_dataset.unpack_tokens`: the sequence's own order, [CLS] first, in both
+    layouts) so that `token_metrics` and `task_metrics` score every sequence alone.
+
+    `predictions` are the packed rows' logits [P, L, C] or tag ids [P, L], in the row order of
+    `packed` (as `Trainer.predict` returns them without shuffling). `packed` is the dataset made by
+    `pack_dataset` (or a mapping of its columns): `attention_mask`, `example_ids`, `cls_positions`,
+    and `labels` unless `labels` [P, L] are given (e.g. the Trainer's `label_ids`). Returns
+    `(predictions, labels)`: lists of [L_i, C] (or [L_i]) and [L_i] arrays, list index = source row
+    (`example_ids`), with `IGNORE_INDEX` at the tokens that are not scored.
+
+    >>> packed = {"attention_mask": [[1, 1, 1, 2, 2, 0]], "example_ids": [[1, 0]], "cls_positions": [[0, 3]],
+    ...           "labels": [[-100, 1, -100, -100, 2, -100]]}
+    >>> predicted, labels = packed_token_predictions([[0, 1, 0, 0, 2, 0]], packed)
+    >>> [row.tolist() for row in labels], [row.tolist() for row in predicted]
+    ([[-100, 2], [-100, 1, -100]], [[0, 2], [0, 1, 0]])
+    """
+    columns = ("attention_mask", "example_ids", "cls_positions") + (("labels",) if labels is None else ())
+    missing = [name for name in columns if name not in _column_names(packed)]
+    if missing:
+        raise ValueError(
+            f"packed lacks the columns {missing}; pass the dataset made by pack_dataset (and labels=... if "
+            "it has no labels column)."
+        )
+    mask, example_ids, cls_positions = (to_numpy(packed[name]) for name in columns[:3])
+    labels = to_numpy(packed["labels"] if labels is None else labels)
+    predictions = to_numpy(predictions)
+    for name, values in (("predictions", predictions), ("labels", labels)):
+        if values.shape[:2] != mask.shape:
+            raise ValueError(
+                f"{name} of shape {values.shape} do not match the packed rows [P, L] = {mask.shape}; pass "
+                "the outputs of these packs, in their order."
+            )
+    return (
+        unpack_tokens(predictions, mask, example_ids, cls_positions),
+        unpack_tokens(labels, mask, example_ids, cls_positions),
+    )
+
+
+def _column_names(packed: Any) -> list[str]:
+    return list(getattr(packed, "column_names", None) or packed.keys())
+
+
+def make_compute_metrics(
+    task: str | TaskSpec, packed_eval: Mapping[str, Any] | Any = None
+) -> Callable[[Any], dict[str, float]]:
     """A `compute_metrics` callback for `transformers.Trainer`, for packed or unpacked evaluation.
 
     It accepts an `EvalPrediction` (or a `(predictions, labels)` tuple), keeps the first model output
-    if there are several, drops empty slots and scores the real ones with `task_metrics`. Token tasks
-    keep their rows ([N, L] labels with -100 where nothing is scored) and score each row as one
-    sequence: exact for unpacked rows; for packed rows, where sequences share a row, pass the packs'
-    attention_mask to `token_metrics(..., sequence_ids=...)` (or unpack the rows) to keep an entity
-    from running across a sequence boundary.
+    if there are several, drops empty slots (multi-label: whole NaN vectors) and scores the real ones
+    with `task_metrics`. Token tasks keep their rows ([N, L] labels with -100 where nothing is scored)
+    and score each row as one sequence, which is exact for unpacked rows. For packed token rows pass
+    the packed eval dataset as `packed_eval`: every sequence is then unpacked and scored alone
+    (`packed_token_predictions`), so no entity runs across a sequence boundary.
 
     >>> compute_metrics = make_compute_metrics("rotten_tomatoes")
     >>> compute_metrics(([[[0.0, 1.0], [0.0, 0.0]]], [[1, -100]]))  # one pack: a real slot, an empty one
@@ -447,6 +508,8 @@ def make_compute_metrics(task: str | TaskSpec) -> Callable[[Any], dict[str, floa
         if kind != "token":
             width = spec.num_labels if kind == "multi_label" else None
             labels, predictions = drop_empty_slots(labels, predictions, label_width=width)
+        elif packed_eval is not None:
+            predictions, labels = packed_token_predictions(predictions, packed_eval, labels)
         return task_metrics(spec, predictions, labels)
 
     return compute_metrics

@@ -39,11 +39,15 @@ import torch
 from transformers import AutoConfig, BertForSequenceClassification, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 
+from .attention import NAME as PACKED_SDPA
+from .attention import SequenceBuckets, register
 from .checks import check_positive_int
 from .families import FAMILIES, SUPPORTED_FAMILIES, Family, check_supported_config, family_of
 from .losses import SUPPORTED_PROBLEM_TYPES, packed_sequence_loss, packed_token_loss
 from .offline import hub_or_cache, offline_alternatives
 from .packed_inputs import PackedBatch, check_packed_inputs, derive_cls_positions, derive_position_ids
+
+register()  # attn_implementation="packed_sdpa" loads like "sdpa" once this module is imported
 
 _LEGACY_KEY = "max_sequences_per_pack"
 # Arguments of `from_pretrained` that concern locating files, which `AutoConfig` needs as well.
@@ -243,9 +247,20 @@ class _PackedModel:
             if torch.is_autocast_enabled(device.type)
             else self.get_input_embeddings().weight.dtype
         )
+        if implementation == PACKED_SDPA and torch.is_grad_enabled():
+            # Training: attention per sequence-length bucket, skipping the other sequences' blocks of the
+            # row (see packbert_utils.attention). A forward alone is as fast with the dense mask on CPU.
+            buckets = SequenceBuckets.from_sequence_index(
+                batch.sequence_index, position_ids=batch.position_ids
+            )
+            mask: dict[str, Any] = {"attention_mask": None, "sequence_buckets": buckets}
+        else:
+            mask = {
+                "attention_mask": family.build_mask(self, batch.sequence_index, batch.position_ids, dtype)
+            }
         return {
             "input_ids": batch.input_ids,
-            "attention_mask": family.build_mask(self, batch.sequence_index, batch.position_ids, dtype),
+            **mask,
             "position_ids": positions,
             "token_type_ids": batch.token_type_ids,
             "sequence_index": batch.sequence_index,

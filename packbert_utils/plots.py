@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.transforms import ScaledTranslation
 
 from .packing import PackingPlan, pack_histogram
 
@@ -46,31 +50,52 @@ def plot_length_histogram(
     return fig
 
 
-def plot_rows(sequence_index: np.ndarray, title: str, ax: Axes | None = None) -> Figure:
-    """Draw rows of tokens, each coloured by the sequence it belongs to; padding stays white.
+def plot_rows(sequence_index: np.ndarray, title: str, ax: Axes | None = None, legend: bool = True) -> Figure:
+    """Draw rows of tokens, each coloured by the sequence it belongs to, padding in grey.
 
     `sequence_index` is [rows, seq] with 1..k for the k sequences of a row and 0 for padding: the
-    packed `attention_mask` as it is, or a padded batch's 0/1 mask.
+    packed `attention_mask` as it is, or a padded batch's 0/1 mask. Padding is drawn, not left blank,
+    because it is what the model computes on in vain; `legend` names the two.
     """
     sequence_index = np.asarray(sequence_index)
     if sequence_index.ndim != 2:
         raise ValueError(f"sequence_index must be [rows, seq], got shape {sequence_index.shape}.")
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.3 * len(sequence_index) + 1))
+        fig, ax = plt.subplots(figsize=(8, 0.3 * len(sequence_index) + 1.5))
     else:
         fig = ax.figure
-    colours = plt.get_cmap("tab20").colors
-    # Alternate colours along each row so that neighbouring sequences are told apart.
-    image = np.ones((*sequence_index.shape, 3))
+    image = np.empty((*sequence_index.shape, 3))
+    image[:] = _rgb(PADDING_COLOUR)
     for value in np.unique(sequence_index[sequence_index > 0]):
-        image[sequence_index == value] = colours[(2 * (int(value) - 1)) % len(colours)]
+        image[sequence_index == value] = sequence_colour(int(value))
     ax.imshow(image, aspect="auto", interpolation="nearest")
+    # White lines between rows, so that each row reads as one rectangle of max_seq_length tokens.
+    ax.set_yticks(np.arange(-0.5, len(sequence_index)), minor=True)
+    ax.grid(which="minor", axis="y", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
     ax.set_yticks(range(len(sequence_index)))
     ax.set_yticklabels([str(i) for i in range(len(sequence_index))])
     ax.set_xlabel("token position")
     ax.set_ylabel("row")
     real = np.count_nonzero(sequence_index)
     ax.set_title(f"{title}: {len(sequence_index)} rows, {100 * real / sequence_index.size:.0f}% real tokens")
+    if legend:
+        several = bool(sequence_index.max(initial=0) > 1)
+        real_label = "real tokens, a colour per sequence" if several else "real tokens"
+        handles = [
+            Patch(color=sequence_colour(1), label=real_label),
+            Patch(color=PADDING_COLOUR, label="padding"),
+        ]
+        # Below the x label whatever the height of the axes: a fixed offset in inches, not in axes units.
+        below = ax.transAxes + ScaledTranslation(0, -0.42, fig.dpi_scale_trans)
+        ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0),
+            bbox_transform=below,
+            ncol=2,
+            frameon=False,
+        )
     return fig
 
 
@@ -110,6 +135,10 @@ def sequence_colour(index: int, light: bool = False) -> tuple[float, float, floa
     """
     colours = plt.get_cmap("tab20").colors
     return colours[(2 * (int(index) - 1) + int(light)) % len(colours)]
+
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return matplotlib.colors.to_rgb(colour)
 
 
 def _to_numpy(values: Any) -> np.ndarray:
@@ -265,8 +294,9 @@ def plot_packing_report(report: pd.DataFrame) -> Figure:
 def plot_efficiency_sweep(sweep: pd.DataFrame) -> Figure:
     """Efficiency and speed-up against `max_seq_per_pack`, one line per `max_seq_length`.
 
-    `sweep` holds `PackingPlan.summary()` rows. The dashed lines are each length's speed-up limit
-    (max_seq_length / mean length): no packer can beat it, and too few slots per pack cap it early.
+    `sweep` holds `PackingPlan.summary()` rows. The dashed lines, labelled at the right edge, are each
+    length's speed-up limit (max_seq_length / mean length): no packer can beat it, and too few slots
+    per pack cap it early.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True)
     for index, (length, part) in enumerate(sweep.groupby("max_seq_length", sort=True)):
@@ -278,7 +308,18 @@ def plot_efficiency_sweep(sweep: pd.DataFrame) -> Figure:
         right.plot(
             part["max_seq_per_pack"], part["packing_factor"], "o-", color=colour, label=f"L = {length}"
         )
-        right.axhline(part["theoretical_speedup"].iloc[0], color=colour, linestyle="--", linewidth=1)
+        limit = float(part["theoretical_speedup"].iloc[0])
+        right.axhline(limit, color=colour, linestyle="--", linewidth=1)
+        right.annotate(
+            f"limit {limit:.2f}x",
+            (1.0, limit),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=colour,
+        )
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xticks(sorted(sweep["max_seq_per_pack"].unique()))
@@ -289,6 +330,8 @@ def plot_efficiency_sweep(sweep: pd.DataFrame) -> Figure:
     left.set_ylim(0, 105)
     left.legend(title="max_seq_length")
     right.set_ylabel("speed-up (sequences per row)")
+    limit_line = Line2D([], [], linestyle="--", color="grey", linewidth=1, label="limit: L / mean length")
+    right.legend(handles=[limit_line], loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -485,4 +528,61 @@ def plot_attention_mask(
     ax.set_xlabel("key: token j that is looked at")
     ax.set_ylabel("query: token i that looks")
     ax.set_title(title or f"{int(allowed.sum()):,} of {allowed.size:,} pairs may attend", fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exactness
+
+
+def plot_differences(
+    differences: Mapping[str, Sequence[float] | np.ndarray],
+    tolerance: float | None = None,
+    xlabel: str = "sentence",
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Absolute differences per item, one marker series per comparison, on a logarithmic axis.
+
+    Differences of float rounding (about 1e-6) and of a real change (about 1) are six orders of magnitude
+    apart; only a log scale shows both. Exact zeros cannot be drawn on it and are drawn at the axis floor,
+    a decade below the smallest non-zero value. `tolerance` draws the line that separates the two.
+    """
+    if not differences:
+        raise ValueError("differences is empty: pass at least one named series.")
+    series = {name: np.abs(np.asarray(v, dtype=float)).reshape(-1) for name, v in differences.items()}
+    positive = np.concatenate([values[values > 0] for values in series.values()])
+    floor = 10.0 ** (np.floor(np.log10(positive.min())) - 1) if positive.size else 1e-12
+    fig, ax = _new_axes(ax, (8, 3.8))
+    markers = ("o", "s", "^", "D", "v", "P")
+    for index, (name, values) in enumerate(series.items()):
+        shift = 0.08 * (index - (len(series) - 1) / 2)  # side by side, so that equal values stay visible
+        ax.plot(
+            np.arange(len(values)) + shift,
+            np.maximum(values, floor),
+            markers[index % len(markers)],
+            label=name,
+            markersize=6,
+            alpha=0.85,
+        )
+    if tolerance is not None:
+        ax.axhline(tolerance, color="black", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"tolerance {tolerance:g}",
+            (1.0, tolerance),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=floor / 2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("largest |difference| (log scale)")
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
     return fig

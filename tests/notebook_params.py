@@ -26,6 +26,9 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "num_sentences": 4,
         "max_seq_length": 96,
         "max_seq_per_pack": 3,
+        "timing_row_lengths": [32, 64],
+        "timing_tokens": 128,
+        "timing_repeats": 1,
     },
     # Every variant trains for 3 optimizer steps; the model goes to a test folder, not notebook 5's default.
     "04_training.ipynb": {
@@ -35,11 +38,22 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "model_dir": "../outputs/notebook_tests/packed_model",
         "num_check_sentences": 4,
     },
-    # Reads the model notebook 4 saved in the test folder (a new head on the bundled MiniLM if absent).
+    # Reads the model notebook 4 saved in the test folder, and fails if it is absent: the tests run
+    # notebook 4 first, and a silent fallback to an untrained head would hide a broken notebook 4.
     "05_fast_inference.ipynb": {
         "model_dir": "../outputs/notebook_tests/packed_model",
+        "allow_untrained_fallback": False,
         "num_texts": 48,
         "batch_size": 8,
+        "timing_repeats": 1,
+    },
+    # Two families in the exactness table; 3 training steps on 48 tweets, scored on 32.
+    "06_beyond_classification.ipynb": {
+        "exactness_families": ["BERT", "RoBERTa"],
+        "max_train_rows": 48,
+        "max_eval_rows": 32,
+        "sequences_per_step": 16,
+        "max_steps": 3,
     },
 }
 

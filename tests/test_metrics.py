@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from packbert_utils import metrics, tasks
+from packbert_utils.checks import IGNORE_INDEX
+from packbert_utils.packed_dataset import pack_dataset
 
 
 def _classification_spec(num_labels: int) -> tasks.TaskSpec:
@@ -128,10 +130,17 @@ def test_constant_regression_predictions_give_nan() -> None:
 
 
 def test_every_metric_name_has_an_implementation() -> None:
-    assert set(metrics.SUPPORTED_METRICS) == set(tasks.METRIC_NAMES)
+    assert metrics.SUPPORTED_METRICS == tasks.METRIC_NAMES  # the same names, in the same order
     for spec in tasks.TASKS.values():
-        labels = np.arange(4, dtype=np.float32) if spec.is_regression else np.arange(4) % spec.num_labels
-        assert set(metrics.task_metrics(spec, labels, labels)) == set(spec.metrics)
+        if spec.is_regression:
+            labels = np.arange(4, dtype=np.float32)
+        elif spec.is_multi_label:
+            labels = (np.arange(4 * spec.num_labels).reshape(4, -1) % 3 == 0).astype(np.float32)
+        elif spec.is_token_classification:
+            labels = np.array([[IGNORE_INDEX, 1, 2, 0, IGNORE_INDEX], [IGNORE_INDEX, 0, 3, 4, 0]])
+        else:
+            labels = np.arange(4) % spec.num_labels
+        assert tuple(metrics.task_metrics(spec, labels, labels)) == spec.metrics
 
 
 # ---- oracles and invariants -------------------------------------------------------------------------
@@ -460,6 +469,52 @@ def test_token_metrics_match_seqeval(case: tuple[list[list[int]], list[list[int]
     assert result["token_accuracy"] == pytest.approx(np.mean(np.array(flat_true) == np.array(flat_predicted)))
     # compute_metrics (rows unpacked) gives the same numbers.
     assert metrics.make_compute_metrics(_NER_LIKE)((logits, labels)) == pytest.approx(result)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tagged_batches(), st.sampled_from(["inplace", "tail"]), st.randoms(use_true_random=False))
+def test_packed_token_predictions_score_every_sequence_alone(
+    case: tuple[list[list[int]], list[list[int]]], layout: str, random: object
+) -> None:
+    """Packed, unpacked per sequence, the rows score exactly as the sequences scored one by one."""
+    true, predicted = case
+    rng = np.random.default_rng(random.getrandbits(32))  # type: ignore[attr-defined]
+    labels = [[_I, *t, _I] for t in true]  # [CLS] and [SEP] are not scored
+    predictions = [[int(rng.integers(0, 5)), *p, int(rng.integers(0, 5))] for p in predicted]
+    lengths = [len(row) for row in labels]
+    token_ids = np.split(np.arange(1, sum(lengths) + 1), np.cumsum(lengths)[:-1])  # a unique id per token
+    rows = {"input_ids": [ids.tolist() for ids in token_ids], "label": labels}
+    packed = pack_dataset(rows, max(lengths) + 4, 3, cls_layout=layout)
+    predicted_of_token = np.concatenate([[0], *predictions])  # id 0 is padding
+    packed_ids = np.asarray(packed["input_ids"])
+    logits = np.eye(len(_BIO_NAMES))[predicted_of_token[packed_ids]] * 50.0  # [P, L, C]
+    per_sequence, per_labels = metrics.packed_token_predictions(logits, packed)
+    assert [row.tolist() for row in per_labels] == labels  # dataset order, each sequence's own order
+    assert [row.argmax(axis=1).tolist() for row in per_sequence] == predictions
+    alone = metrics.token_metrics(
+        [np.array(p) for p in predictions], [np.array(t) for t in labels], _BIO_NAMES
+    )
+    assert metrics.task_metrics(_NER_LIKE, per_sequence, per_labels) == pytest.approx(alone)
+    sequence_ids = np.asarray(packed["attention_mask"])  # the same, without unpacking
+    packed_labels = np.asarray(packed["labels"])
+    assert metrics.task_metrics(_NER_LIKE, logits, packed_labels, sequence_ids) == pytest.approx(alone)
+    compute = metrics.make_compute_metrics(_NER_LIKE, packed_eval=packed)
+    assert compute((logits, np.asarray(packed["labels"]))) == pytest.approx(alone)
+
+
+def test_packed_token_predictions_refuse_what_does_not_match() -> None:
+    packed = pack_dataset({"input_ids": [[1, 2, 3], [4, 5]], "label": [[_I, 1, _I], [_I, _I]]}, 8, 2)
+    with pytest.raises(ValueError, match=r"lacks the columns \['cls_positions'\]"):
+        metrics.packed_token_predictions(np.zeros((1, 8)), packed.remove_columns("cls_positions"))
+    with pytest.raises(ValueError, match="do not match the packed rows"):
+        metrics.packed_token_predictions(np.zeros((1, 7)), packed)
+    with pytest.raises(ValueError, match="not a token task"):
+        metrics.task_metrics("rotten_tomatoes", [[0.0, 1.0]], [1], sequence_ids=[[1, 1]])
+    unlabelled = packed.remove_columns("labels")
+    with pytest.raises(ValueError, match=r"labels=\.\.\."):
+        metrics.packed_token_predictions(np.zeros((1, 8)), unlabelled)
+    _, labels = metrics.packed_token_predictions(np.zeros((1, 8)), unlabelled, labels=packed["labels"])
+    assert [row.tolist() for row in labels] == [[_I, 1, _I], [_I, _I]]
 
 
 def test_tags_that_are_not_bio_get_token_accuracy_only() -> None:

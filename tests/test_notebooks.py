@@ -9,6 +9,9 @@ Every `notebooks/*.ipynb` is picked up, so a new notebook is tested as soon as i
 3. nbval re-executes papermill's copy in lax mode and compares the cells marked
    `# NBVAL_CHECK_OUTPUT` with papermill's outputs, so those cells must print the same on every run.
    The copy carries the injected small parameters, which keeps this second run short too.
+4. The executed copy is quiet (no progress-bar widgets, ANSI escapes, load reports or walls of
+   text), and every notebook is a workshop notebook: it asserts its key claims in code and ends
+   with at least two exercises whose solutions are folded away (and executed here).
 """
 
 from __future__ import annotations
@@ -38,7 +41,20 @@ CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 TIME_LIMIT_S = 240
 CELL_TIMEOUT_S = 600
 ALLOWED_NOTEBOOK_METADATA = {"kernelspec", "language_info"}
-ALLOWED_CELL_METADATA = {"tags"}
+ALLOWED_CELL_METADATA = {"tags", "jupyter"}  # "jupyter": {"source_hidden": true} folds solution code
+MAX_OUTPUT_LINES = 40  # one output longer than this is a wall of text (a raw tensor, a log), not a summary
+MIN_EXERCISES = 2
+EXERCISE_HEADING = re.compile(r"^#{2,4} Exercise (\d+): \S", re.MULTILINE)
+SOLUTION_SUMMARY = "<details><summary>Solution</summary>"
+# What a noisy notebook shows: a progress bar (widget, or tqdm text), terminal colours, a model load report.
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+NOISE = {
+    "an ANSI escape sequence": re.compile(r"\x1b\["),
+    "a tqdm progress bar": re.compile(r"\d+%\|[^|]*\|\s*\d+/\d+|it/s\]"),
+    "a model load report": re.compile(
+        r"Some weights of|newly initialized|were not used when initializing|LOAD REPORT", re.IGNORECASE
+    ),
+}
 
 pytestmark = pytest.mark.slow
 by_name = pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.name for path in NOTEBOOKS])
@@ -178,3 +194,133 @@ def test_checked_outputs_reproduce(notebook: Path, executed_dir: Path) -> None:
         f"nbval failed on {notebook.name} (cells marked {CHECK_MARKER} must print the same on every "
         f"run):\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     )
+
+
+def _output_texts(cell: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """(kind, text) of every output of a cell: streams, plain text of results, and error tracebacks."""
+    texts = []
+    for output in cell.get("outputs", []):
+        if output.output_type == "stream":
+            texts.append((f"{output.name} stream", output.text))
+        elif output.output_type == "error":
+            texts.append(("error", "\n".join(output.traceback)))
+        else:
+            data = output.get("data", {})
+            if "text/plain" in data and "text/html" not in data and "image/png" not in data:
+                texts.append(("text result", data["text/plain"]))
+    return texts
+
+
+@by_name
+def test_executed_output_is_quiet(notebook: Path, executed_dir: Path) -> None:
+    """Progress-bar widgets render frozen at 0% on GitHub and nbviewer; load reports and long logs bury
+    the results. Executed notebooks show one-line summaries instead."""
+    executed = nbformat.read(_execute(notebook, executed_dir), as_version=4)
+    problems = []
+    for index, cell in enumerate(executed.cells):
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            if WIDGET_MIME in output.get("data", {}):
+                shown = output["data"].get("text/plain", "")
+                problems.append(f"cell {index}: a widget output (a progress bar?): {shown!r}")
+        for kind, text in _output_texts(cell):
+            for what, pattern in NOISE.items():
+                if pattern.search(text):
+                    problems.append(f"cell {index}: {what} in its {kind}: {text[:120]!r}")
+            lines = text.count("\n") + 1
+            if lines > MAX_OUTPUT_LINES:
+                problems.append(f"cell {index}: its {kind} has {lines} lines (at most {MAX_OUTPUT_LINES})")
+    assert not problems, f"{notebook.name} is noisy:\n" + "\n".join(problems)
+
+
+def _exercises(notebook: nbformat.NotebookNode) -> list[tuple[str, list[nbformat.NotebookNode]]]:
+    """Each exercise heading with the cells up to the next heading (or the end)."""
+    exercises: list[tuple[str, list[nbformat.NotebookNode]]] = []
+    for cell in notebook.cells:
+        heading = EXERCISE_HEADING.search(cell.source) if cell.cell_type == "markdown" else None
+        if heading:
+            exercises.append((heading.group(0).strip("# "), [cell]))
+        elif exercises and not (cell.cell_type == "markdown" and cell.source.lstrip().startswith("#")):
+            exercises[-1][1].append(cell)
+        elif exercises:
+            exercises.append(("", []))  # another section ends the exercise
+    return [(title, cells) for title, cells in exercises if title]
+
+
+@by_name
+def test_exercises_with_folded_solutions(notebook: Path) -> None:
+    """At least two "Exercise N: ..." sections, each with its solution folded: the explanation in a
+    <details> block, solution code hidden and tagged "solution" (it runs with the notebook, so CI
+    executes it)."""
+    content = nbformat.read(notebook, as_version=4)
+    exercises = _exercises(content)
+    assert len(exercises) >= MIN_EXERCISES, (
+        f"{notebook.name} has {len(exercises)} 'Exercise N: ...' headings; it needs at least {MIN_EXERCISES}"
+    )
+    numbers = [int(EXERCISE_HEADING.search(cells[0].source).group(1)) for _, cells in exercises]
+    assert numbers == list(range(1, len(numbers) + 1)), f"exercises are numbered {numbers}"
+    for title, cells in exercises:
+        folded = [c for c in cells if c.cell_type == "markdown" and SOLUTION_SUMMARY in c.source]
+        assert folded, f"{notebook.name}, {title}: no folded solution ({SOLUTION_SUMMARY} ... </details>)"
+        assert all("</details>" in c.source for c in folded), f"{notebook.name}, {title}: unclosed <details>"
+        for cell in cells:
+            if cell.cell_type != "code":
+                continue
+            assert "solution" in cell.metadata.get("tags", []), (
+                f"{notebook.name}, {title}: an exercise's code cell must be its solution, tagged 'solution'"
+            )
+            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
+                f"{notebook.name}, {title}: solution code must be folded (metadata jupyter.source_hidden)"
+            )
+    tagged = [c for c in _code_cells(content) if "solution" in c.metadata.get("tags", [])]
+    in_exercises = sum(1 for _, cells in exercises for c in cells if c.cell_type == "code")
+    assert len(tagged) == in_exercises, f"{notebook.name}: a cell tagged 'solution' is outside the exercises"
+
+
+@by_name
+def test_key_claims_are_asserted(notebook: Path) -> None:
+    """Prose claims such as "packed equals alone" are checked by an assert in the notebook, so that a
+    run contradicting them fails instead of printing a number next to a sentence it refutes."""
+    code = "\n".join(cell.source for cell in _code_cells(nbformat.read(notebook, as_version=4)))
+    asserts = [node for node in ast.walk(ast.parse(_without_magics(code))) if isinstance(node, ast.Assert)]
+    assert asserts, f"{notebook.name} asserts nothing; check its key invariants in code"
+
+
+def _without_magics(code: str) -> str:
+    return "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def test_first_notebook_starts_with_a_setup_check() -> None:
+    """Notebook 1 checks the set-up before anything else: versions, the device, and whether the hub is
+    reachable, one line each."""
+    code = _code_cells(nbformat.read(NOTEBOOKS[0], as_version=4))
+    assert NOTEBOOKS[0].name.startswith("01"), f"expected notebook 01 first, got {NOTEBOOKS[0].name}"
+    check = code[1].source  # the first cell after the parameters
+    for needed in ("torch.__version__", "transformers.__version__", "datasets.__version__", "hub_reachable"):
+        assert needed in check, f"the set-up check (the first cell after the parameters) lacks {needed}"
+    assert "cuda" in check, "the set-up check should report the device"
+
+
+def test_inference_notebook_refuses_a_missing_model(tmp_path: Path) -> None:
+    """Without notebook 4's model and without allow_untrained_fallback, notebook 5 stops with a clear
+    error instead of quietly classifying with an untrained head."""
+    import papermill
+
+    notebook = NOTEBOOK_DIR / "05_fast_inference.ipynb"
+    parameters = small_parameters(notebook.name) | {
+        "model_dir": str(tmp_path / "missing"),
+        "allow_untrained_fallback": False,
+    }
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(notebook),
+            str(tmp_path / notebook.name),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=str(NOTEBOOK_DIR),
+            progress_bar=False,
+            execution_timeout=CELL_TIMEOUT_S,
+        )
+    assert raised.value.ename == "FileNotFoundError"
+    assert "Run notebook 4 first" in raised.value.evalue

