@@ -1,8 +1,14 @@
-"""Command line: `python -m packbert_utils stats --task rotten_tomatoes` prints the packing report."""
+"""Command line: `python -m packbert_utils stats --task rotten_tomatoes` prints the packing report.
+
+Errors are one line on stderr (`error: ...`) and a non-zero exit: 2 for a bad argument, file or
+setting (the message says what to change), 1 for an unexpected error, which is probably a bug (set
+PACKBERT_TRACEBACK=1 to see where it happened), 130 when interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -11,13 +17,20 @@ def _stats(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    from .checks import check_positive_int
     from .loading import load_task
     from .packing import sequence_length_histogram
     from .plots import plot_length_histogram
     from .report import packing_report
     from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
+    check_positive_int(args.max_seq_length, "--max-seq-length")  # before seconds of loading
+    check_positive_int(args.max_seq_per_pack, "--max-seq-per-pack")
     dataset = load_task(args.task, text_columns=args.text_columns, label_column=args.label_column)
+    if args.split not in dataset:
+        raise ValueError(
+            f"--split {args.split!r} does not exist; task {dataset.task.name!r} has {list(dataset)}."
+        )
     tokenizer = load_tokenizer(args.checkpoint)
     tokenized = tokenize_task(dataset, tokenizer, args.max_seq_length)
     lengths = sequence_lengths(tokenized[args.split])
@@ -118,18 +131,38 @@ def main(argv: list[str] | None = None) -> int:
     images = commands.add_parser("images", help="redraw the figures the README and notebooks show")
     images.add_argument("--output-dir", default="images")
     args = parser.parse_args(argv)
+    commands = {"stats": _stats, "train": _train, "images": _images}
     try:
-        if args.command == "stats":
-            _stats(args)
-        elif args.command == "train":
-            _train(args)
-        elif args.command == "images":
-            _images(args)
-    except (ValueError, TypeError, KeyError, OSError, RuntimeError, MemoryError) as error:
-        # One line, no traceback: the messages say what to change.
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+        commands[args.command](args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("PACKBERT_TRACEBACK"):
+            raise
+        return _report(error)
     return 0
+
+
+def _report(error: Exception) -> int:
+    """Print `error` as one line on stderr; return 2 for bad input, 1 for what looks like a bug."""
+    from datasets.exceptions import DatasetsError
+
+    # KeyError's str() is the repr of its key; the packbert errors derived from it explain themselves.
+    text = error.args[0] if type(error) is KeyError and error.args else str(error)
+    expected = (ValueError, TypeError, LookupError, OSError, RuntimeError, MemoryError, DatasetsError)
+    if isinstance(error, expected):
+        cause = error.__cause__
+        if isinstance(error, DatasetsError) and cause is not None:  # its own message is generic
+            text = f"{text}: {type(cause).__name__}: {cause}"
+        print(f"error: {' '.join(str(text).split())}", file=sys.stderr)
+        return 2
+    print(
+        f"error: unexpected {type(error).__name__}: {' '.join(str(text).split())} (probably a bug; "
+        "run again with PACKBERT_TRACEBACK=1 to see where it happened)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

@@ -131,7 +131,10 @@ class _PackedPredictor:
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device must be e.g. 'cpu' or 'cuda', got {device!r} ({error}).") from error
         if dtype not in _DTYPES:
             raise ValueError(
                 f"dtype must be one of {', '.join(map(str, _DTYPES))}, got {dtype!r}; float32 is exact, "

@@ -265,7 +265,13 @@ def _check_plan_fits(plan: PackingPlan, histogram: np.ndarray, cls_layout: str) 
 
 def _as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Dataset:
     if isinstance(tokenized, Mapping) and not isinstance(tokenized, datasets.DatasetDict):
-        tokenized = datasets.Dataset.from_dict(dict(tokenized))
+        try:
+            tokenized = datasets.Dataset.from_dict(dict(tokenized))
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as error:
+            raise ValueError(
+                "tokenized, a dict of columns, does not make a table: every column needs one value per row, "
+                f"all of one type, ids within int64 ({type(error).__name__}: {str(error)[:200]})."
+            ) from error
     if not isinstance(tokenized, datasets.Dataset):
         raise TypeError(
             "tokenized must be a datasets.Dataset, DatasetDict or dict of columns, got "

@@ -195,8 +195,8 @@ def sequence_lengths(tokenized: datasets.Dataset) -> np.ndarray:
     >>> sequence_lengths(tokenize_columns(texts, load_tokenizer(), 16))
     array([5, 3])
     """
-    if isinstance(tokenized, datasets.DatasetDict):
-        raise TypeError(f"Pass one split (e.g. tokenized['train']), not a DatasetDict of {list(tokenized)}.")
+    if not isinstance(tokenized, datasets.Dataset):
+        raise TypeError(f"tokenized must be one split (a datasets.Dataset), got {type(tokenized).__name__}.")
     if "input_ids" not in tokenized.column_names:
         raise ValueError(
             f"The dataset has no `input_ids` column (columns: {tokenized.column_names}); "
@@ -300,6 +300,8 @@ def _split_name(dataset: datasets.Dataset) -> str:
 def _check_max_seq_length(max_seq_length: Any, tokenizer: Any, num_segments: int) -> int:
     if isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int | np.integer):
         raise TypeError(f"max_seq_length must be an integer, got {max_seq_length!r}.")
+    if not hasattr(tokenizer, "num_special_tokens_to_add"):
+        raise TypeError(f"tokenizer must be a transformers tokenizer, got {type(tokenizer).__name__}.")
     specials = tokenizer.num_special_tokens_to_add(pair=num_segments == 2)
     if max_seq_length < specials + num_segments:
         raise ValueError(
