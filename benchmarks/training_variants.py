@@ -1,8 +1,8 @@
 """Train packed and every unpacked baseline in one run, and compare accuracy and real throughput.
 
 Run: `.venv/bin/python benchmarks/training_variants.py [--quick] [--runs ...] [--output FILE.md]`.
-A run is a variant with optional speed levers: `+buckets` (attention computed per sequence-length
-bucket, `attn_implementation="packed_sdpa"`) and `+bf16` (mixed precision).
+A run is a variant with optional levers: `+bf16` (mixed precision) and `+dense` (packed rows with the
+dense block-diagonal mask instead of fine_tune's default, attention per sequence-length bucket).
 
 Each (variant, seed) trains in a fresh process, so that its peak memory (max RSS) is its own and
 one run's caches do not speed up the next. All variants share the model (the bundled MiniLM),
@@ -161,7 +161,7 @@ def main() -> None:
         "max_seq_length": args.max_seq_length,
         "max_seq_per_pack": args.max_seq_per_pack,
         "learning_rate": args.learning_rate,
-        "max_eval_rows": 200 if args.quick else None,
+        "max_eval_rows": 200 if args.quick else args.max_eval_rows,
     }
     for name in args.runs:
         run_settings(name)  # refuse a misspelt run before any training
