@@ -162,7 +162,8 @@ def main() -> None:
         lines.append(
             f"| {method} | {len(texts) / result['seconds']:.0f} | {result['seconds']:.2f} | {rows:,} "
             f"| {base['seconds'] / result['seconds']:.2f}x "
-            f"| {results['packed']['seconds'] / result['seconds']:.2f}x | {100 * agreement:.2f}% | {difference:.1e} "
+            f"| {results['packed']['seconds'] / result['seconds']:.2f}x "
+            f"| {100 * agreement:.2f}% | {difference:.1e} "
             f"| {result['peak_rss_gb']:.2f} |"
         )
     publish("\n".join(lines), args.output, lambda png: _chart(results, len(texts), png))
