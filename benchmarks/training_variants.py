@@ -142,8 +142,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--runs", nargs="+", default=list(DEFAULT_RUNS), help="variants with +levers (bf16, buckets)"
+        "--runs", nargs="+", default=list(DEFAULT_RUNS), help="variants with +levers (bf16, dense)"
     )
+    parser.add_argument("--max-eval-rows", type=int, default=None)
     parser.add_argument("--sequences-per-step", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--max-seq-per-pack", type=int, default=12)
