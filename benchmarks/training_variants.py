@@ -26,17 +26,10 @@ from typing import Any
 from _publish import publish
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
-# A run is a variant with optional speed levers: "packed+bf16", "packed+buckets", "grouped+bf16".
-LEVERS = {"bf16": {"bf16": True}, "buckets": {"attn_implementation": "packed_sdpa"}}
-DEFAULT_RUNS = (
-    "packed",
-    "packed+buckets",
-    "max_length",
-    "dynamic",
-    "grouped",
-    "packed+buckets+bf16",
-    "grouped+bf16",
-)
+# A run is a variant with optional levers: "packed+bf16", "packed+dense", "grouped+bf16". Packed rows use
+# fine_tune's default attention, packed_sdpa (per length bucket); "+dense" is the block-diagonal mask.
+LEVERS = {"bf16": {"bf16": True}, "dense": {"attn_implementation": "sdpa"}}
+DEFAULT_RUNS = ("packed", "packed+dense", "max_length", "dynamic", "grouped", "packed+bf16", "grouped+bf16")
 
 
 def run_settings(name: str) -> dict[str, Any]:
