@@ -321,13 +321,16 @@ def _variant_batches(
     if variant == "grouped":
         train = train.add_column("length", [len(ids) for ids in train["input_ids"]])
     padding = "max_length" if variant == "max_length" else "longest"
+    eval_data = eval_rows.select_columns(keep)
     if spec.problem_type == "token_classification":
+        # This collator pads the label column under the name it finds; the model wants "labels".
+        train, eval_data = train.rename_column("label", "labels"), eval_data.rename_column("label", "labels")
         collator = DataCollatorForTokenClassification(tokenizer, padding=padding, max_length=max_seq_length)
     else:
         collator = DataCollatorWithPadding(tokenizer, padding=padding, max_length=max_seq_length)
     return _Batches(
         train=train,
-        eval=eval_rows.select_columns(keep),
+        eval=eval_data,
         batch_size=max(1, round(per_device_sequences)),
         eval_batch_size=64,
         collator=collator,

@@ -142,3 +142,14 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path):
     pretrained = AutoModel.from_pretrained(default_checkpoint()).state_dict()
     name = "encoder.layer.0.attention.self.query.weight"
     assert not torch.equal(first["state"][f"bert.{name}"], pretrained[name])
+
+
+@pytest.mark.parametrize("task", ["wnut16", "review_affect"])
+@pytest.mark.parametrize("variant", ["packed", "dynamic"])
+def test_token_and_multi_label_tasks_train_packed_and_unpacked(task, variant):
+    settings = {**TINY, "max_steps": 1, "max_train_rows": 24, "max_eval_rows": 16}
+    result = fine_tune(task, variant=variant, seed=0, **settings)
+    expected = {"wnut16": {"entity_f1", "token_accuracy"}, "review_affect": {"micro_f1", "exact_match"}}[task]
+    assert expected <= set(result.metrics)
+    assert all(0.0 <= value <= 1.0 for value in result.metrics.values())
+    assert result.train_sequences > 0
