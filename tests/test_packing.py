@@ -252,7 +252,7 @@ def test_spfhp_and_lpfhp_reproduce_the_papers_wikipedia_figures() -> None:
 def test_rotten_tomatoes_histogram_is_the_one_of_the_data_pipeline() -> None:
     from packbert_utils import load_task, load_tokenizer, sequence_lengths, tokenize_task
 
-    tokenized = tokenize_task(load_task("rotten_tomatoes"), load_tokenizer(), "rotten_tomatoes", 256)
+    tokenized = tokenize_task(load_task("rotten_tomatoes"), load_tokenizer(), 256)
     lengths = sequence_lengths(tokenized["train"])
     np.testing.assert_array_equal(sequence_length_histogram(lengths, 256), rotten_tomatoes_histogram())
 
