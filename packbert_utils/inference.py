@@ -111,6 +111,7 @@ class _PackedPredictor:
 
     _packed_class: type = PackedModelForSequenceClassification
     _what = "sequence classifier"
+    _per_token = False  # outputs per token of a row ([packs, seq, labels]) rather than per slot
 
     def __init__(
         self,
@@ -232,8 +233,8 @@ class _PackedPredictor:
         inputs_of = {
             name: values for name, values in rows.items() if name not in ("cls_positions", "example_ids")
         }
-        width = self.max_seq_per_pack if self._packed_class is PackedModelForSequenceClassification else None
-        outputs = np.zeros((len(order), width or self.max_seq_length, self.num_labels), dtype=np.float32)
+        width = self.max_seq_length if self._per_token else self.max_seq_per_pack
+        outputs = np.zeros((len(order), width, self.num_labels), dtype=np.float32)
         computed = 0
         model_start = time.perf_counter()
         with torch.inference_mode(), self._autocast():
@@ -384,6 +385,7 @@ class PackedTokenClassifier(_PackedPredictor):
 
     _packed_class = PackedModelForTokenClassification
     _what = "token classifier"
+    _per_token = True
 
     def predict(self, texts: Iterable[str | Sequence[str]], *, progress: bool = True) -> list[np.ndarray]:
         """Per text, logits [number of words, num_labels] (float32), in input and word order."""

@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from .packing import PackingPlan, pack_histogram
@@ -567,21 +568,24 @@ def plot_differences(
         )
     if tolerance is not None:
         ax.axhline(tolerance, color="black", linestyle=":", linewidth=1)
-        ax.annotate(
-            f"tolerance {tolerance:g}",
-            (1.0, tolerance),
-            xycoords=("axes fraction", "data"),
-            xytext=(3, 0),
-            textcoords="offset points",
-            va="center",
+        ax.text(
+            0.01,
+            tolerance,
+            f"tolerance {tolerance:.0e}",
+            transform=ax.get_yaxis_transform(),
+            va="bottom",
             fontsize=8,
         )
     ax.set_yscale("log")
     ax.set_ylim(bottom=floor / 2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("largest |difference| (log scale)")
+    ylabel = "largest |difference| (log scale)"
+    if any(np.any(values == 0) for values in series.values()):
+        ylabel += f"\nexact 0 drawn at {floor:.0e}"
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="major")
-    ax.legend(loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()

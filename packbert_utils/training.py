@@ -28,6 +28,7 @@ from transformers import (
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
     PreTrainedModel,
+    PrinterCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -224,6 +225,8 @@ def fine_tune(
             callbacks=[counter],
             counter=counter,
         )
+        if not progress:  # without a progress bar the Trainer prints every log dict instead
+            trainer.remove_callback(PrinterCallback)
         try:
             train_output = trainer.train()
         except RuntimeError as error:

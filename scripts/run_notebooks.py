@@ -3,13 +3,16 @@
 Each executed notebook is written to the output folder, and every figure it drew is saved beside it
 as a PNG (`figures/<notebook>-<cell>-<n>.png`), so the results can be looked at without Jupyter.
 Parameters given with `-p name value` go to every notebook (papermill ignores the ones a notebook
-does not declare, with a warning).
+does not declare, with a warning). `--fast` runs the shorter settings of `FAST_PARAMETERS`, for a
+workshop short of time (WORKSHOP.md); `-p` values win over them. At the end the time of every
+notebook is printed with the machine's load, the figures WORKSHOP.md quotes.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +21,18 @@ import nbformat
 import papermill
 
 ROOT = Path(__file__).resolve().parent.parent
+
+FAST_PARAMETERS: dict[str, dict[str, object]] = {
+    "03_attention_mask.ipynb": {"timing_repeats": 1},
+    "04_training.ipynb": {
+        "variants": ["packed", "max_length", "grouped"],
+        "max_train_rows": 600,
+        "max_eval_rows": 300,
+        "compare_speed_levers": False,
+    },
+    "05_fast_inference.ipynb": {"num_texts": 500, "timing_repeats": 1},
+}
+"""Shorter settings for a short session: every comparison stays, on less data and fewer repeats."""
 
 
 def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:
@@ -39,6 +54,7 @@ def main() -> int:
     parser.add_argument("--output-dir", type=Path, default=ROOT / "outputs")
     parser.add_argument("--notebooks", nargs="*", default=None, help="default: notebooks/*.ipynb in order")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--fast", action="store_true", help="the shorter settings of FAST_PARAMETERS")
     args = parser.parse_args()
     notebooks = (
         [Path(n) for n in args.notebooks] if args.notebooks else sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -46,15 +62,18 @@ def main() -> int:
     parameters = {name: _literal(value) for name, value in args.parameter}
     args.output_dir.mkdir(parents=True, exist_ok=True)
     total_start = time.perf_counter()
+    load_before = _load()
+    times = {}
     for position, notebook in enumerate(notebooks, start=1):
         target = args.output_dir / notebook.name
-        print(f"[{position}/{len(notebooks)}] {notebook.name} ...", flush=True)
+        preset = FAST_PARAMETERS.get(notebook.name, {}) if args.fast else {}
+        print(f"[{position}/{len(notebooks)}] {notebook.name} {preset or ''}...", flush=True)
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
                 str(notebook),
                 str(target),
-                parameters=parameters,
+                parameters=preset | parameters,
                 kernel_name="python3",
                 cwd=str(notebook.parent),
                 progress_bar=True,  # a cell-by-cell bar in the terminal, so a long notebook shows life
@@ -63,13 +82,27 @@ def main() -> int:
             print(f"    failed: {error.ename}: {error.evalue}\n    see {target}", file=sys.stderr)
             return 1
         figures = save_figures(target, args.output_dir / "figures")
-        print(f"    done in {time.perf_counter() - start:.0f} s, {len(figures)} figures", flush=True)
+        times[notebook.name] = time.perf_counter() - start
+        print(f"    done in {times[notebook.name]:.0f} s, {len(figures)} figures", flush=True)
     minutes = (time.perf_counter() - total_start) / 60
     print(
         f"\nAll {len(notebooks)} notebooks ran in {minutes:.1f} min. Executed notebooks: {args.output_dir}/, "
         f"figures: {args.output_dir / 'figures'}/"
     )
+    machine = f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={_threads()}"
+    print(f"\n{machine}; load average {load_before} before, {_load()} after")
+    for name, seconds in times.items():
+        print(f"{seconds:7.0f} s  {name}")
     return 0
+
+
+def _load() -> str:
+    """The 1-minute load average: how busy the machine was, next to the times measured on it."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
+
+
+def _threads() -> str:
+    return os.environ.get("OMP_NUM_THREADS", "unset")
 
 
 def _literal(value: str):

@@ -39,7 +39,10 @@ def test_a_leaking_mask_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(families, "additive_attention_mask", attend_everywhere)
     table = exactness.exactness_table(["BERT", "RoBERTa"], heads=("token_classification",))
-    assert not table["exact"].any() and (table["max_abs_diff"] > 0.01).all()
+    # packed_sdpa builds no mask on its bucket path (it never puts two sequences in one attention call),
+    # so only the implementations that read the mask can leak.
+    masked = table[table["attention"] != "packed_sdpa"]
+    assert len(masked) == 4 and not masked["exact"].any() and (masked["max_abs_diff"] > 0.01).all()
 
 
 def test_unknown_names_are_refused_before_any_model_is_built() -> None:

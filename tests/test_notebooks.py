@@ -146,6 +146,20 @@ def test_small_parameters_exist_in_their_notebooks() -> None:
         assert not unknown, f"{name} has no parameters named {sorted(unknown)}"
 
 
+def test_fast_parameters_exist_in_their_notebooks() -> None:
+    """The short-session settings of `scripts/run_notebooks.py --fast` name real parameters too."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "scripts" / "run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, parameters in module.FAST_PARAMETERS.items():
+        path = NOTEBOOK_DIR / name
+        assert path.is_file(), f"FAST_PARAMETERS names {name}, which is not in notebooks/"
+        unknown = set(parameters) - _parameter_names(nbformat.read(path, as_version=4))
+        assert not unknown, f"{name} has no parameters named {sorted(unknown)}"
+
+
 @by_name
 def test_linked_images_exist(notebook: Path) -> None:
     """Images in the prose come from `packbert_utils.figures` (`make images`) and are committed."""
