@@ -17,15 +17,16 @@ def _stats(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .checks import check_positive_int
+    from .checks import MAX_SEQ_LENGTH_LIMIT, MAX_SEQ_PER_PACK_LIMIT, check_positive_int
     from .loading import load_task
     from .packing import sequence_length_histogram
     from .plots import plot_length_histogram
     from .report import packing_report
     from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
-    check_positive_int(args.max_seq_length, "--max-seq-length")  # before seconds of loading
-    check_positive_int(args.max_seq_per_pack, "--max-seq-per-pack")
+    # before seconds of loading
+    check_positive_int(args.max_seq_length, "--max-seq-length", MAX_SEQ_LENGTH_LIMIT)
+    check_positive_int(args.max_seq_per_pack, "--max-seq-per-pack", MAX_SEQ_PER_PACK_LIMIT)
     dataset = load_task(args.task, text_columns=args.text_columns, label_column=args.label_column)
     if args.split not in dataset:
         raise ValueError(

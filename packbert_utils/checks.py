@@ -15,8 +15,18 @@ IGNORE_INDEX = -100
 as torch's cross-entropy does by default."""
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """Return `value` as an int if it is a whole number >= 1, else raise naming `name`.
+MAX_SEQ_LENGTH_LIMIT = 1 << 20
+"""The longest row accepted (1,048,576 tokens), far beyond any encoder's positions. Memory grows with it
+(the length histogram has a bin per length, every packed row a token per position), so a larger value,
+surely a typo, would be allocated before anything else could fail."""
+
+MAX_SEQ_PER_PACK_LIMIT = 1 << 12
+"""The most sequences per pack accepted (4,096): every pack holds that many slots in every per-slot
+column and every model output, used or not."""
+
+
+def check_positive_int(value: Any, name: str, maximum: int | None = None) -> int:
+    """Return `value` as an int if it is a whole number >= 1 (and <= `maximum`), else raise naming `name`.
 
     Booleans and floats are refused even when they look whole (`True`, `12.0`): they are usually
     a mistake for another argument, and accepting them would re-type the caller's value silently.
@@ -32,6 +42,11 @@ def check_positive_int(value: Any, name: str) -> int:
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r}).")
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"{name} must be at most {maximum:,}, got {value:,}: memory grows with it, so a larger value "
+            "would fail on allocation before anything else."
+        )
     return int(value)
 
 
@@ -109,4 +124,12 @@ def to_numpy(values: Any) -> np.ndarray:
     return np.asarray(values)
 
 
-__all__ = ["IGNORE_INDEX", "check_number", "check_positive_int", "check_seed", "to_numpy"]
+__all__ = [
+    "IGNORE_INDEX",
+    "MAX_SEQ_LENGTH_LIMIT",
+    "MAX_SEQ_PER_PACK_LIMIT",
+    "check_number",
+    "check_positive_int",
+    "check_seed",
+    "to_numpy",
+]

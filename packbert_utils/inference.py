@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from .checks import IGNORE_INDEX, check_positive_int
+from .checks import IGNORE_INDEX, MAX_SEQ_LENGTH_LIMIT, MAX_SEQ_PER_PACK_LIMIT, check_positive_int
 from .families import family_of
 from .modeling import PackedModelForSequenceClassification, PackedModelForTokenClassification
 from .packed_dataset import pack_dataset, packed_plan, unpack, unpack_tokens
@@ -125,8 +125,10 @@ class _PackedPredictor:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        self.max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
-        self.max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
+        self.max_seq_length = check_positive_int(max_seq_length, "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
+        self.max_seq_per_pack = check_positive_int(
+            max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT
+        )
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
         if device is None:

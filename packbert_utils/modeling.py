@@ -41,7 +41,7 @@ from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOut
 
 from .attention import NAME as PACKED_SDPA
 from .attention import SequenceBuckets, register
-from .checks import check_positive_int
+from .checks import MAX_SEQ_PER_PACK_LIMIT, check_positive_int
 from .families import FAMILIES, SUPPORTED_FAMILIES, Family, check_supported_config, family_of
 from .losses import SUPPORTED_PROBLEM_TYPES, packed_sequence_loss, packed_token_loss
 from .offline import hub_or_cache, offline_alternatives
@@ -195,7 +195,9 @@ class _PackedModel:
         if num_labels is not None:
             config.num_labels = check_positive_int(num_labels, "num_labels")
         if max_seq_per_pack is not None:
-            config.max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
+            config.max_seq_per_pack = check_positive_int(
+                max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT
+            )
         cls._check_config(config)
 
     @classmethod
@@ -204,7 +206,7 @@ class _PackedModel:
             raise ValueError(f"{cls.__name__} cannot hold a {family_of(config).name} config.")
         m = read_max_seq_per_pack(config)
         if m is not None:
-            check_positive_int(m, "config.max_seq_per_pack")
+            check_positive_int(m, "config.max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """Save as an ordinary checkpoint of the family's plain class (plus `max_seq_per_pack`)."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets.table import InMemoryTable
 
-from .checks import IGNORE_INDEX, check_positive_int, check_seed
+from .checks import IGNORE_INDEX, MAX_SEQ_LENGTH_LIMIT, MAX_SEQ_PER_PACK_LIMIT, check_positive_int, check_seed
 from .packing import PackingPlan, pack_histogram, sequence_length_histogram
 from .unpacking import unpack, unpack_tokens
 
@@ -237,8 +237,8 @@ def _settings(
         max_seq_length, max_seq_per_pack = implied["max_seq_length"], implied["max_seq_per_pack"]
     if max_seq_length is None or max_seq_per_pack is None:
         raise TypeError("pack_dataset needs max_seq_length and max_seq_per_pack, or a plan=.")
-    max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
-    max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
+    max_seq_length = check_positive_int(max_seq_length, "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
+    max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT)
     if cls_layout == "tail" and max_seq_per_pack >= max_seq_length:
         raise ValueError(
             f"cls_layout='tail' reserves max_seq_per_pack={max_seq_per_pack} positions for [CLS] tokens, "

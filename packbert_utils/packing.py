@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checks import check_positive_int, to_numpy
+from .checks import MAX_SEQ_LENGTH_LIMIT, MAX_SEQ_PER_PACK_LIMIT, check_positive_int, to_numpy
 from .planners import NNLSHP_MAX_SEQ_PER_PACK, best_fit_decreasing, nnls_pack, shortest_pack_first
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def sequence_length_histogram(lengths: Any, max_seq_length: int) -> np.ndarray:
     >>> sequence_length_histogram([1, 3, 3, 4], max_seq_length=5).tolist()
     [1, 0, 2, 1, 0]
     """
-    max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
+    max_seq_length = check_positive_int(max_seq_length, "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
     array = _one_dimensional(lengths, "lengths", "a 1-D sequence of ints (one token count per sequence)")
     if array.size == 0:
         return np.zeros(max_seq_length, dtype=np.int64)
@@ -121,8 +121,10 @@ class PackingPlan:
     runtime_s: float = 0.0
 
     def __post_init__(self) -> None:
-        max_seq_length = check_positive_int(self.max_seq_length, "max_seq_length")
-        max_seq_per_pack = check_positive_int(self.max_seq_per_pack, "max_seq_per_pack")
+        max_seq_length = check_positive_int(self.max_seq_length, "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
+        max_seq_per_pack = check_positive_int(
+            self.max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT
+        )
         for strategy in self.strategies:
             if any(
                 isinstance(length, bool) or not isinstance(length, (int, np.integer)) for length in strategy
@@ -324,8 +326,8 @@ def pack_histogram(
     >>> pack_histogram(histogram, 10, max_seq_per_pack=4, algorithm="spfhp").strategies
     ((7, 2), (6, 3), (2,))
     """
-    max_seq_length = check_positive_int(max_seq_length, "max_seq_length")
-    max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack")
+    max_seq_length = check_positive_int(max_seq_length, "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
+    max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT)
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
     counts = _check_histogram(histogram, max_seq_length)

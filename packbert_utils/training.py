@@ -36,7 +36,14 @@ from transformers import (
     set_seed,
 )
 
-from .checks import IGNORE_INDEX, check_number, check_positive_int, check_seed
+from .checks import (
+    IGNORE_INDEX,
+    MAX_SEQ_LENGTH_LIMIT,
+    MAX_SEQ_PER_PACK_LIMIT,
+    check_number,
+    check_positive_int,
+    check_seed,
+)
 from .families import family_of
 from .loading import load_task
 from .metrics import drop_empty_slots, task_metrics
@@ -368,13 +375,9 @@ def _build_model(
 def _check_settings(*groups: dict[str, Any]) -> None:
     """Refuse bad settings by name before any data, tokenizer or model is loaded (seconds to minutes)."""
     values = {name: value for group in groups for name, value in group.items()}
-    for name in (
-        "max_seq_length",
-        "max_seq_per_pack",
-        "sequences_per_step",
-        "gradient_accumulation_steps",
-        "logging_steps",
-    ):
+    check_positive_int(values["max_seq_length"], "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
+    check_positive_int(values["max_seq_per_pack"], "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT)
+    for name in ("sequences_per_step", "gradient_accumulation_steps", "logging_steps"):
         check_positive_int(values[name], name)
     for name in ("max_train_rows", "max_eval_rows"):
         if values[name] is not None:

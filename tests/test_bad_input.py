@@ -155,6 +155,7 @@ AUDIT: dict[str, tuple[Call, list[tuple[str, dict[str, Any], type | tuple, str]]
             ("too long", {"lengths": [9]}, V, "max_seq_length=8"),
             ("max_seq_length float", {"max_seq_length": 8.0}, T, "max_seq_length"),
             ("max_seq_length bool", {"max_seq_length": True}, T, "max_seq_length"),
+            ("max_seq_length 10**12 (terabytes of bins)", {"max_seq_length": 10**12}, V, "max_seq_length"),
         ],
     ),
     "pack_histogram": (
@@ -213,6 +214,13 @@ AUDIT: dict[str, tuple[Call, list[tuple[str, dict[str, Any], type | tuple, str]]
             ("max_seq_length float", {"max_seq_length": 8.0}, T, "max_seq_length"),
             ("rows longer than max_seq_length", {"max_seq_length": 3}, V, "max_seq_length=3"),
             ("max_seq_per_pack 0", {"max_seq_per_pack": 0}, V, "max_seq_per_pack"),
+            ("max_seq_length 2**63", {"max_seq_length": 2**63}, V, "max_seq_length"),
+            (
+                "max_seq_per_pack 10**9 (slots in every pack)",
+                {"max_seq_per_pack": 10**9},
+                V,
+                "max_seq_per_pack",
+            ),
             ("seed float", {"seed": 1.5}, T, "seed"),
             ("seed negative", {"seed": -1}, V, "seed"),
             ("seed bool", {"seed": True}, T, "seed"),
@@ -371,6 +379,7 @@ AUDIT: dict[str, tuple[Call, list[tuple[str, dict[str, Any], type | tuple, str]]
         [
             ("max_seq_per_pack str", {"max_seq_per_pack": "3"}, T, "max_seq_per_pack"),
             ("max_seq_per_pack 0", {"max_seq_per_pack": 0}, V, "max_seq_per_pack"),
+            ("max_seq_per_pack 10**9", {"max_seq_per_pack": 10**9}, V, "max_seq_per_pack"),
             ("the old keyword", {"max_sequences_per_pack": 3}, T, "max_seq_per_pack"),
             ("num_labels float", {"num_labels": 2.0}, T, "num_labels"),
             ("num_labels unlike the saved head", {"num_labels": 3}, V, "ignore_mismatched_sizes"),
