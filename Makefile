@@ -58,12 +58,13 @@ lab: $(STAMP)
 images: $(STAMP)
 	$(BIN)/python -m packbert_utils images --output-dir images
 
-# All benchmarks, about 20 minutes here; each writes a Markdown table (and a PNG chart).
+# All benchmarks, about 50 minutes here (training_variants alone 35); each writes a Markdown table (and a PNG chart).
 bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/packing_plans.py --output benchmarks/results/packing_plans.md
 	$(BIN)/python benchmarks/pack_dataset_speed.py --output benchmarks/results/pack_dataset_speed.md
 	$(BIN)/python benchmarks/inference_speed.py --output benchmarks/results/inference_speed.md
+	$(BIN)/python benchmarks/attention_speed.py --profile --output benchmarks/results/attention_speed.md
 	$(BIN)/python benchmarks/training_variants.py --output benchmarks/results/training_variants.md
 
 clean:

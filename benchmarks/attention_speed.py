@@ -41,7 +41,7 @@ def load_batches(num_batches: int, seed: int = 0) -> dict[str, list[dict[str, An
     from packbert_utils import load_task, load_tokenizer, pack_dataset, tokenize_task
 
     tokenizer = load_tokenizer()
-    train = tokenize_task(load_task("rotten_tomatoes")["train"], tokenizer, "rotten_tomatoes", MAX_SEQ_LENGTH)
+    train = tokenize_task(load_task("rotten_tomatoes"), tokenizer, MAX_SEQ_LENGTH)["train"]
     rng = np.random.default_rng(seed)
     rows = train.select(rng.permutation(len(train))[: max(2000, 2 * num_batches * SEQUENCES_PER_STEP)])
     packed = pack_dataset(rows, MAX_SEQ_LENGTH, MAX_SEQ_PER_PACK, seed=seed)

@@ -26,11 +26,11 @@ FAST_PARAMETERS: dict[str, dict[str, object]] = {
     "03_attention_mask.ipynb": {"timing_repeats": 1},
     "04_training.ipynb": {
         "variants": ["packed", "max_length", "grouped"],
-        "max_train_rows": 600,
-        "max_eval_rows": 300,
+        "max_train_rows": 400,
+        "max_eval_rows": 200,
         "compare_speed_levers": False,
     },
-    "05_fast_inference.ipynb": {"num_texts": 500, "timing_repeats": 1},
+    "05_fast_inference.ipynb": {"num_texts": 300, "timing_repeats": 1},
 }
 """Shorter settings for a short session: every comparison stays, on less data and fewer repeats."""
 

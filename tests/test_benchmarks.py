@@ -1,0 +1,60 @@
+"""The benchmark scripts run end to end on tiny settings: they follow the library's API as it changes.
+
+Only that they run and write complete tables is checked here; their figures are for `make bench`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_benchmark(script: str, *arguments: str, output: Path) -> str:
+    """Run one benchmark script with `arguments`; return the Markdown table it wrote."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *arguments, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=BENCHMARKS,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert output.with_suffix(".png").stat().st_size > 0
+    return output.read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_attention_speed_times_every_variant(tmp_path):
+    table = run_benchmark("attention_speed.py", "--quick", "--batches", "1", output=tmp_path / "a.md")
+    for variant in ("packed, dense mask", "packed, buckets", "grouped", "dynamic"):
+        assert f"| train fp32 | {variant} |" in table
+    assert "Buckets against the dense mask" in table
+
+
+@pytest.mark.slow
+def test_training_variants_trains_the_runs_asked_for(tmp_path):
+    table = run_benchmark(
+        "training_variants.py",
+        *("--max-train-rows", "48", "--max-eval-rows", "32", "--seeds", "0"),
+        *("--runs", "packed", "grouped+bf16"),
+        output=tmp_path / "t.md",
+    )
+    rows = [line for line in table.splitlines() if line.startswith(("| packed", "| grouped"))]
+    assert [row.split("|")[1].strip() for row in rows] == ["packed", "grouped+bf16"]
+
+
+def test_training_variants_refuses_a_misspelt_run(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "training_variants.py"), "--runs", "packed+fp8"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=BENCHMARKS,
+    )
+    assert completed.returncode != 0
+    assert "unknown run 'packed+fp8'" in completed.stderr
