@@ -206,7 +206,7 @@ def _compare(
         "num_sequences": len(ids),
         "num_packs": len(packed),
         "max_abs_diff": difference,
-        "loss_abs_diff": abs(float(output.loss) - loss_alone),
+        "loss_abs_diff": abs(float(output.loss.detach()) - loss_alone),
     }
 
 
