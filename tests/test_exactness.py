@@ -10,13 +10,7 @@ import torch
 from packbert_utils import exactness, families
 from packbert_utils.families import FAMILIES
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in conftest.py
 
 
 def test_every_family_attention_and_head_is_exact() -> None:

@@ -25,7 +25,7 @@ from transformers import (
     MPNetForSequenceClassification,
 )
 
-from packbert_utils import default_checkpoint, load_task, load_tokenizer
+from packbert_utils import default_checkpoint, load_task
 from packbert_utils.inference import PackedTextClassifier
 from packbert_utils.modeling import PackedModelForSequenceClassification
 from packbert_utils.tokenizing import TruncationWarning
@@ -40,18 +40,7 @@ SMALL = {"max_seq_per_pack": 16, "batch_size": 8}
 # ---- fixtures -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny forward passes on a shared 2-core machine run about 10x faster on one thread than on two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from packbert_utils import default_checkpoint, load_task, load_tokenizer
+from packbert_utils import default_checkpoint, load_task
 from packbert_utils.inference import PackedTextClassifier, PackedTokenClassifier
 from packbert_utils.modeling import PackedModelForTokenClassification
 from packbert_utils.tasks import get_task
@@ -36,17 +36,7 @@ NUM_TWEETS = 120
 SMALL = {"max_seq_per_pack": 8, "batch_size": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer()
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in conftest.py
 
 
 @pytest.fixture(scope="module")

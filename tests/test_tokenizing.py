@@ -22,7 +22,6 @@ from packbert_utils.packed_dataset import pack_dataset
 from packbert_utils.tasks import TaskDatasetDict, get_task
 from packbert_utils.tokenizing import (
     TruncationWarning,
-    load_tokenizer,
     sequence_lengths,
     tokenize_columns,
     tokenize_task,
@@ -32,11 +31,6 @@ from packbert_utils.tokenizing import (
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, datasets.DatasetDict]:
     return {name: load_task(name) for name in ("rotten_tomatoes", "trec", "movie_match")}
-
-
-@pytest.fixture(scope="module")
-def tokenizer():  # the bundled MiniLM's tokenizer
-    return load_tokenizer()
 
 
 # ---- tokenization -------------------------------------------------------------------------------------
