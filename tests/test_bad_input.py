@@ -17,7 +17,8 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from tiny_models import tiny_classifier_config, tiny_config
+from transformers import BertForSequenceClassification
 
 from packbert_utils import (
     load_task,
@@ -46,26 +47,6 @@ PLAN = [0, 1, 1, 1, 0, 0, 0, 0]  # the length histogram of ROWS in rows of 8
 # ---- tiny models, files and the tokenizer ---------------------------------------------------------------
 
 
-def tiny_text_classifier(plain: BertForSequenceClassification, tokenizer: Any) -> PackedTextClassifier:
-    """3 texts per row and chunks of 2 texts, so that a handful of texts crosses rows and chunks."""
-    return PackedTextClassifier(plain, tokenizer, max_seq_length=24, max_seq_per_pack=3, chunk_size=2)
-
-
-def tiny_config(**overrides: Any) -> BertConfig:
-    values = dict(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    config = BertConfig(**{**values, **overrides})
-    config.max_seq_per_pack = 2
-    return config
-
-
 @pytest.fixture(scope="module")
 def things(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Everything the audit calls need: tiny packed models, a saved checkpoint, data files, a classifier."""
@@ -86,16 +67,7 @@ def things(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     for name, text in contents.items():
         (folder / name).write_text(text)
-    classifier_config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        num_labels=3,
-    )
-    plain = BertForSequenceClassification(classifier_config).eval()
+    plain = BertForSequenceClassification(tiny_classifier_config(len(tokenizer))).eval()
     return {
         "single": PackedModelForSequenceClassification(tiny_config()).eval(),
         "regression": PackedModelForSequenceClassification(tiny_config(num_labels=1)).eval(),

@@ -17,8 +17,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-from test_bad_input import tiny_config, tiny_text_classifier
-from transformers import BertConfig, BertForSequenceClassification
+from tiny_models import tiny_classifier_config, tiny_config, tiny_text_classifier
+from transformers import BertForSequenceClassification
 
 from packbert_utils import load_tokenizer, pack_dataset, pack_histogram, unpack, unpack_tokens
 from packbert_utils.checks import IGNORE_INDEX
@@ -33,18 +33,11 @@ FUZZ = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 def things() -> dict[str, Any]:
     torch.manual_seed(0)
     tokenizer = load_tokenizer()
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        num_labels=3,
-    )
     return {
         "single": PackedModelForSequenceClassification(tiny_config()).eval(),
-        "classifier": tiny_text_classifier(BertForSequenceClassification(config).eval(), tokenizer),
+        "classifier": tiny_text_classifier(
+            BertForSequenceClassification(tiny_classifier_config(len(tokenizer))).eval(), tokenizer
+        ),
     }
 
 

@@ -6,7 +6,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig
+from tiny_models import tiny_config
 
 from packbert_utils.checks import IGNORE_INDEX
 from packbert_utils.modeling import PackedModelForSequenceClassification
@@ -15,32 +15,16 @@ from packbert_utils.packed_dataset import pack_dataset, unpack
 # ---- clear errors -------------------------------------------------------------------------------------
 
 
-def _tiny_config(**overrides) -> BertConfig:
-    settings = dict(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        num_labels=2,
-    )
-    settings.update(overrides)
-    config = BertConfig(**settings)
-    config.max_seq_per_pack = 2
-    return config
-
-
 @pytest.fixture(scope="module")
 def tiny() -> PackedModelForSequenceClassification:
     torch.manual_seed(0)
-    return PackedModelForSequenceClassification(_tiny_config()).eval()
+    return PackedModelForSequenceClassification(tiny_config()).eval()
 
 
 @pytest.fixture(scope="module")
 def tiny_regressor() -> PackedModelForSequenceClassification:
     torch.manual_seed(0)
-    return PackedModelForSequenceClassification(_tiny_config(num_labels=1)).eval()
+    return PackedModelForSequenceClassification(tiny_config(num_labels=1)).eval()
 
 
 def _tiny_batch() -> dict[str, torch.Tensor]:
@@ -120,7 +104,7 @@ def test_class_ids_out_of_range_are_refused(tiny):
 
 
 def test_missing_max_seq_per_pack_is_refused():
-    config = _tiny_config()
+    config = tiny_config()
     del config.max_seq_per_pack
     with pytest.raises(ValueError, match="max_seq_per_pack"):
         PackedModelForSequenceClassification(config)
@@ -128,11 +112,11 @@ def test_missing_max_seq_per_pack_is_refused():
 
 def test_unknown_problem_type_is_refused():
     with pytest.raises(ValueError, match="not supported"):
-        PackedModelForSequenceClassification(_tiny_config(problem_type="ranking"))
+        PackedModelForSequenceClassification(tiny_config(problem_type="ranking"))
 
 
 def test_relative_position_bert_is_refused():
-    config = _tiny_config()
+    config = tiny_config()
     config.position_embedding_type = "relative_key"
     with pytest.raises(ValueError, match="position_embedding_type"):
         PackedModelForSequenceClassification(config)
@@ -156,7 +140,7 @@ def test_trainer_trains_and_predicts_per_slot(tmp_path):
     rows = {"input_ids": [[2, 5, 6], [2, 7], [2, 8, 9, 10], [2, 11], [2, 12, 13]], "label": [0, 1, 1, 0, 1]}
     packed = pack_dataset(datasets.Dataset.from_dict(rows), 8, 2)
     torch.manual_seed(0)
-    model = PackedModelForSequenceClassification(_tiny_config())
+    model = PackedModelForSequenceClassification(tiny_config())
     args = TrainingArguments(
         output_dir=str(tmp_path),
         per_device_train_batch_size=2,
