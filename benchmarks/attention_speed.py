@@ -38,7 +38,7 @@ def load_batches(num_batches: int, seed: int = 0) -> dict[str, list[dict[str, An
     import numpy as np
     import torch
 
-    from packbert_utils import load_task, load_tokenizer, pack_dataset, tokenize_task
+    from packbert_utils import load_task, load_tokenizer, pack_dataset, sequence_lengths, tokenize_task
 
     tokenizer = load_tokenizer()
     train = tokenize_task(load_task("rotten_tomatoes"), tokenizer, MAX_SEQ_LENGTH)["train"]
@@ -53,7 +53,7 @@ def load_batches(num_batches: int, seed: int = 0) -> dict[str, list[dict[str, An
     ]
     packed_batches = [{c: b[c] for c in columns} for b in packed_batches[:num_batches]]
 
-    lengths = np.array([len(ids) for ids in rows["input_ids"]])
+    lengths = sequence_lengths(rows)
 
     def padded(indices: np.ndarray) -> dict[str, Any]:
         chosen = rows.select(indices.tolist())

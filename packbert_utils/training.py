@@ -52,7 +52,7 @@ from .offline import default_checkpoint
 from .packed_dataset import pack_dataset, packed_plan
 from .packing import ALGORITHMS
 from .tasks import TaskDatasetDict, TaskSpec, get_task
-from .tokenizing import load_tokenizer, tokenize_task
+from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 """packed: several sequences per row. max_length: every sequence padded to max_seq_length (the
@@ -326,7 +326,7 @@ def _variant_batches(
     ]
     train = train_rows.select_columns(keep)
     if variant == "grouped":
-        train = train.add_column("length", [len(ids) for ids in train["input_ids"]])
+        train = train.add_column("length", sequence_lengths(train))
     padding = "max_length" if variant == "max_length" else "longest"
     eval_data = eval_rows.select_columns(keep)
     if spec.problem_type == "token_classification":
