@@ -6,7 +6,9 @@ Methods, each in a fresh process (so that its peak memory is its own), timed as 
 `--repeats` passes over the same texts (Rotten Tomatoes snippets, in their split order):
 - packed: `PackedTextClassifier` with its defaults: rows of 128 tokens, up to 32 texts per row, 8 rows
   per forward (about 37 texts, the same work per forward as the unpacked batches of 32);
-- packed_bf16: the same under bfloat16 autocast (`dtype=torch.bfloat16`), compared with packed fp32;
+- packed_full: the same with the last layer run on every token (`trim_last_layer = False`), i.e. what
+  packing gives without running the last layer at the [CLS] tokens only (`packbert_utils.summary_layer`);
+- packed_bf16: packed under bfloat16 autocast (`dtype=torch.bfloat16`), compared with packed fp32;
 - pipeline: transformers' `pipeline("text-classification")` with batch_size 32 (each batch padded to
   its longest text);
 - sorted: texts sorted by length, batches of 32 padded to their longest, outputs put back in order:
@@ -30,7 +32,7 @@ from typing import Any
 import numpy as np
 from _publish import publish
 
-METHODS = ("packed", "packed_bf16", "pipeline", "sorted")
+METHODS = ("packed", "packed_full", "packed_bf16", "pipeline", "sorted")
 BATCH_SIZE = 32
 MAX_SEQ_LENGTH = 128
 
@@ -80,11 +82,12 @@ def _predictor(method: str, folder: str):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    if method in ("packed", "packed_bf16"):
+    if method.startswith("packed"):
         from packbert_utils.inference import PackedTextClassifier
 
         dtype = torch.bfloat16 if method == "packed_bf16" else torch.float32
         classifier = PackedTextClassifier(folder, max_seq_length=MAX_SEQ_LENGTH, dtype=dtype)
+        classifier.model.trim_last_layer = method != "packed_full"
 
         def packed(texts: list[str]) -> np.ndarray:
             return classifier.predict(texts, progress=False)
@@ -143,7 +146,7 @@ def main() -> None:
         for method in METHODS:
             with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
                 results[method] = pool.submit(_run_method, method, folder, texts, args.repeats).result()
-            print(f"{method:>9}: {len(texts) / results[method]['seconds']:.0f} texts/s", flush=True)
+            print(f"{method:>11}: {len(texts) / results[method]['seconds']:.0f} texts/s", flush=True)
 
     base = results["pipeline"]
     lines = [
@@ -180,7 +183,7 @@ def _chart(results: dict[str, dict[str, Any]], count: int, path: Path) -> None:
     ax.bar(
         names,
         [count / results[name]["seconds"] for name in names],
-        color=["#55a868", "#8c613c", "#4c72b0", "#8172b2"],
+        color=["#55a868", "#8da0cb", "#8c613c", "#4c72b0", "#8172b2"],
     )
     ax.set_ylabel("texts / s")
     ax.set_title("Inference throughput, same texts and model")

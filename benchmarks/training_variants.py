@@ -1,8 +1,10 @@
 """Train packed and every unpacked baseline in one run, and compare accuracy and real throughput.
 
 Run: `.venv/bin/python benchmarks/training_variants.py [--quick] [--runs ...] [--output FILE.md]`.
-A run is a variant with optional levers: `+bf16` (mixed precision) and `+dense` (packed rows with the
-dense block-diagonal mask instead of fine_tune's default, attention per sequence-length bucket).
+A run is a variant with optional levers: `+bf16` (mixed precision), `+dense` (packed rows with the
+dense block-diagonal mask instead of fine_tune's default, attention per sequence-length bucket) and
+`+full` (the packed classifier's last layer on every token instead of the [CLS] tokens only, see
+`packbert_utils.summary_layer`: what packing gives without that trim).
 
 Each (variant, seed) trains in a fresh process, so that its peak memory (max RSS) is its own and
 one run's caches do not speed up the next. All variants share the model (the bundled MiniLM),
@@ -28,8 +30,16 @@ from _publish import publish
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 # A run is a variant with optional levers: "packed+bf16", "packed+dense", "grouped+bf16". Packed rows use
 # fine_tune's default attention, packed_sdpa (per length bucket); "+dense" is the block-diagonal mask.
-LEVERS = {"bf16": {"bf16": True}, "dense": {"attn_implementation": "sdpa"}}
-DEFAULT_RUNS = ("packed", "packed+dense", "max_length", "dynamic", "grouped", "packed+bf16", "grouped+bf16")
+# "+full" runs the last layer in full (PackedModelForSequenceClassification.trim_last_layer = False).
+LEVERS = {
+    "bf16": {"bf16": True},
+    "dense": {"attn_implementation": "sdpa"},
+    "full": {"trim_last_layer": False},
+}
+DEFAULT_RUNS = (
+    "packed", "packed+full", "packed+dense", "max_length", "dynamic", "grouped",
+    "packed+bf16", "grouped+bf16",
+)  # fmt: skip
 
 
 def run_settings(name: str) -> dict[str, Any]:
@@ -44,11 +54,15 @@ def run_settings(name: str) -> dict[str, Any]:
 
 
 def _train_once(settings: dict[str, Any]) -> dict[str, Any]:
+    from packbert_utils.modeling import PackedModelForSequenceClassification
     from packbert_utils.training import fine_tune
 
     start = time.perf_counter()
     name = settings.pop("run")
-    result = fine_tune(progress=False, **settings, **run_settings(name))
+    levers = run_settings(name)
+    # A model setting rather than a fine_tune argument; each run has its own process, so it stays there.
+    PackedModelForSequenceClassification.trim_last_layer = levers.pop("trim_last_layer", True)
+    result = fine_tune(progress=False, **settings, **levers)
     summary = result.summary()
     summary["run"] = name
     summary["wall_s"] = time.perf_counter() - start
@@ -135,7 +149,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument(
-        "--runs", nargs="+", default=list(DEFAULT_RUNS), help="variants with +levers (bf16, dense)"
+        "--runs", nargs="+", default=list(DEFAULT_RUNS), help="variants with +levers (bf16, dense, full)"
     )
     parser.add_argument("--max-eval-rows", type=int, default=None)
     parser.add_argument("--sequences-per-step", type=int, default=32)

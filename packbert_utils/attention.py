@@ -291,7 +291,7 @@ class SequenceBuckets:
         return f"SequenceBuckets(rows={self.num_rows}, row_length={self.row_length}, buckets=[{shapes}])"
 
 
-def _bucket_attention(
+def attend(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
@@ -299,9 +299,16 @@ def _bucket_attention(
     dropout: float,
     scale: float,
 ) -> torch.Tensor:
-    """Attention of one bucket [n, heads, Lb, dim]. Training on CPU spells it out: SDPA's fused CPU backward
-    pays a fixed cost per (sequence, head) that outweighs these small blocks, and with dropout SDPA falls back
-    to the same unfused math anyway. Inference, and GPUs, keep SDPA's fused kernels."""
+    """Attention of small blocks: q [n, heads, Lq, dim], k/v [n, heads, Lk, dim] -> [n, heads, Lq, dim].
+
+    Training on CPU spells it out: SDPA's fused CPU backward pays a fixed cost per (sequence, head) that
+    outweighs these small blocks, and with dropout SDPA falls back to the same unfused math anyway.
+    Inference, and GPUs, keep SDPA's fused kernels. `mask` is additive (broadcast to the scores) or None.
+
+    >>> q = torch.randn(2, 3, 4, 8)
+    >>> attend(q, q, q, None, 0.0, 8**-0.5).shape
+    torch.Size([2, 3, 4, 8])
+    """
     training = dropout > 0.0 or (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad))
     if not training or query.device.type != "cpu":
         return F.scaled_dot_product_attention(
@@ -380,7 +387,7 @@ def packed_sdpa_attention(
     outputs = []
     for bucket, q, k, v, mask in zip(sequence_buckets.buckets, *parts, masks, strict=True):
         shape = (bucket.count, heads, bucket.length, -1)
-        out = _bucket_attention(q.view(shape), k.view(shape), v.view(shape), mask, dropout, scale)
+        out = attend(q.view(shape), k.view(shape), v.view(shape), mask, dropout, scale)
         outputs.append(out.reshape(-1, out.shape[-1]))
     out = _Move.apply(torch.cat(outputs), back, into)
     return out.view(batch, length, heads, -1), None

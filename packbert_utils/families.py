@@ -61,6 +61,7 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from .masks import additive_attention_mask, block_diagonal_mask
+from .summary_layer import encode_summaries
 
 
 def first_tokens(
@@ -228,6 +229,8 @@ class Family:
     runs the family's encoder on packed rows and returns its `BaseModelOutput`; `build_mask` makes the
     mask that encoder needs; `pool` picks each sequence's summary from the last hidden states
     ([batch, M, hidden]); `sequence_head` and `token_head` apply the family's own head modules.
+    `encode_summaries`, where set, returns the pooled states directly and runs the last layer at the
+    [CLS] tokens only (`packbert_utils.summary_layer`); the sequence classifier uses it when it can.
 
     >>> FAMILIES["roberta"].name, FAMILIES["roberta"].attention
     ('RoBERTa', ('eager', 'sdpa', 'packed_sdpa'))
@@ -245,6 +248,7 @@ class Family:
     build_mask: Callable[[Any, torch.Tensor, torch.Tensor, torch.dtype], Any] = _additive_mask
     pool: Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = first_tokens
     row_distances_are_positions: bool = False
+    encode_summaries: Callable[..., torch.Tensor] | None = None
 
     def plain_class(self, task: str) -> type:
         """The family's transformers class for `task` ("sequence" or "token" classification)."""
@@ -269,6 +273,7 @@ FAMILIES: dict[str, Family] = {
             BertForTokenClassification,
             _bert_head,
             _dropout_classifier,
+            encode_summaries=encode_summaries,
         ),
         Family(
             "RoBERTa",
@@ -278,6 +283,7 @@ FAMILIES: dict[str, Family] = {
             _first_token_head,
             _dropout_classifier,
             offset_positions=True,
+            encode_summaries=encode_summaries,
         ),
         Family(
             "XLM-RoBERTa",
@@ -287,6 +293,7 @@ FAMILIES: dict[str, Family] = {
             _first_token_head,
             _dropout_classifier,
             offset_positions=True,
+            encode_summaries=encode_summaries,
         ),
         Family(
             "DistilBERT",
@@ -303,6 +310,7 @@ FAMILIES: dict[str, Family] = {
             ElectraForTokenClassification,
             _first_token_head,
             _dropout_classifier,
+            encode_summaries=encode_summaries,
         ),
         Family(
             "ALBERT",

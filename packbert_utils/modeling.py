@@ -46,6 +46,7 @@ from .families import FAMILIES, SUPPORTED_FAMILIES, Family, check_supported_conf
 from .losses import SUPPORTED_PROBLEM_TYPES, packed_sequence_loss, packed_token_loss
 from .offline import hub_or_cache, offline_alternatives
 from .packed_inputs import PackedBatch, check_packed_inputs, derive_cls_positions, derive_position_ids
+from .summary_layer import supports_summaries
 
 register()  # attn_implementation="packed_sdpa" loads like "sdpa" once this module is imported
 
@@ -286,6 +287,11 @@ class PackedModelForSequenceClassification(_PackedModel):
     """
 
     _packbert_task = "sequence"
+    trim_last_layer = True
+    """Run the last layer at each sequence's [CLS] token only, where the family allows (BERT, RoBERTa,
+    XLM-RoBERTa, ELECTRA): same logits, loss and gradients, less work (`packbert_utils.summary_layer`).
+    Set it to False on a model (or on this class) to run the full layer, e.g. to measure what it saves;
+    asking for hidden states or attentions runs the full layer too."""
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -396,9 +402,15 @@ class PackedModelForSequenceClassification(_PackedModel):
             self._packbert_family,
             self.config,
         )
-        outputs = self.encode_packed(batch, **kwargs)
         family = self._packbert_family
-        pooled = family.pool(self, outputs.last_hidden_state, batch.sequence_index, batch.cls_positions)
+        hidden_states = attentions = None
+        if self._trims_last_layer(kwargs):
+            inputs = self.packed_encoder_inputs(batch)
+            pooled = family.encode_summaries(self, **inputs, cls_positions=batch.cls_positions, **kwargs)
+        else:
+            outputs = self.encode_packed(batch, **kwargs)
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
+            pooled = family.pool(self, outputs.last_hidden_state, batch.sequence_index, batch.cls_positions)
         logits = family.sequence_head(self, pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
         loss = None
         if labels is not None:
@@ -406,9 +418,22 @@ class PackedModelForSequenceClassification(_PackedModel):
                 logits, labels, self.config.problem_type, num_items_in_batch, batch.sequence_index
             )
         output = SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+            loss=loss, logits=logits, hidden_states=hidden_states, attentions=attentions
         )
         return output if return_dict else output.to_tuple()
+
+    def _trims_last_layer(self, kwargs: dict[str, Any]) -> bool:
+        """Whether this forward runs the last layer at the [CLS] tokens only (see `trim_last_layer`)."""
+        wants_layers = any(
+            kwargs.get(name, getattr(self.config, name, False))
+            for name in ("output_hidden_states", "output_attentions")
+        )
+        return (
+            self.trim_last_layer
+            and self._packbert_family.encode_summaries is not None
+            and not wants_layers
+            and supports_summaries(self)
+        )
 
 
 class PackedModelForTokenClassification(_PackedModel):
