@@ -16,6 +16,8 @@ DeBERTa-v2/v3  relative: row distances     if any       eager           ContextP
 ModernBERT     rotary: 0, 1, 2, ...        none         eager, sdpa     head on [CLS] or on the mean
 =============  ==========================  ===========  ==============  =================================
 
+* Last layer: BERT, RoBERTa, XLM-RoBERTa, ELECTRA and DistilBERT sequence classifiers run their last layer
+  at the [CLS] tokens only (`packbert_utils.summary_layer`), the one state per sequence the head reads.
 * Attention: every family but DeBERTa-v2 also runs with `attn_implementation="packed_sdpa"`
   (`packbert_utils.attention`): in training it attends per sequence-length bucket instead of over the
   whole row, with the same outputs and gradients as the dense mask.
@@ -302,6 +304,7 @@ FAMILIES: dict[str, Family] = {
             DistilBertForTokenClassification,
             _distilbert_head,
             _dropout_classifier,
+            encode_summaries=encode_summaries,
         ),
         Family(
             "ELECTRA",

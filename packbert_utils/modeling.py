@@ -289,7 +289,8 @@ class PackedModelForSequenceClassification(_PackedModel):
     _packbert_task = "sequence"
     trim_last_layer = True
     """Run the last layer at each sequence's [CLS] token only, where the family allows (BERT, RoBERTa,
-    XLM-RoBERTa, ELECTRA): same logits, loss and gradients, less work (`packbert_utils.summary_layer`).
+    XLM-RoBERTa, ELECTRA, DistilBERT): same logits, loss and gradients, less work
+    (`packbert_utils.summary_layer`).
     Set it to False on a model (or on this class) to run the full layer, e.g. to measure what it saves;
     asking for hidden states or attentions runs the full layer too."""
 
