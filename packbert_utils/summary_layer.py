@@ -5,8 +5,8 @@ other token is thrown away: its feed-forward block, the attention output project
 dropouts run on a whole packed row but only the [CLS] rows are used. Here the last layer computes keys
 and values for all tokens (the [CLS] query needs them) and everything else for the summary tokens only:
 [rows, max_seq_per_pack] instead of [rows, L]. The logits, the loss and every gradient are the plain
-layer's (to float rounding); on the bundled six-layer MiniLM this removes about a seventh of a training
-step (`benchmarks/training_variants.py`, run "packed+full" against "packed").
+layer's (to float rounding); on the bundled six-layer MiniLM, packed fine-tuning ran 1.12x faster with it
+(`benchmarks/training_variants.py`, run "packed" against "packed+full"; figures in the README).
 
 Nothing here depends on packing: an unpacked classifier could trim its last layer the same way, but
 transformers' classes run it in full. Two layer structures are supported: BERT's (`attention.self`
