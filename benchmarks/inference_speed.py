@@ -1,6 +1,6 @@
 """Packed inference against what users would run instead, on the same texts, in one run.
 
-Run: `.venv/bin/python benchmarks/inference_speed.py [--texts N] [--quick] [--output FILE.md]`.
+Run: `.venv/bin/python benchmarks/inference_speed.py [--texts N] [--methods M ...] [--quick] [--output F.md]`.
 
 Methods, each in a fresh process (so that its peak memory is its own), timed as the median of
 `--repeats` passes over the same texts (Rotten Tomatoes snippets, in their split order):
@@ -131,6 +131,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model-dir", default=None, help="a saved classifier folder (with its tokenizer)")
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=METHODS, help="packed and pipeline always run"
+    )
     parser.add_argument("--quick", action="store_true", help="300 texts, one repeat")
     parser.add_argument("--output", default=None, help="write the Markdown table here (and a PNG beside it)")
     args = parser.parse_args()
@@ -143,7 +146,8 @@ def main() -> None:
         if args.model_dir is None:
             prepare_model(folder)
         results = {}
-        for method in METHODS:
+        methods = [m for m in METHODS if m in {"packed", "pipeline", *args.methods}]  # the ratios' bases
+        for method in methods:
             with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
                 results[method] = pool.submit(_run_method, method, folder, texts, args.repeats).result()
             print(f"{method:>11}: {len(texts) / results[method]['seconds']:.0f} texts/s", flush=True)
