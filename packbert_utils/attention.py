@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from .masks import additive_attention_mask, additive_from_allowed
+
 NAME = "packed_sdpa"
 
 
@@ -281,8 +283,7 @@ class SequenceBuckets:
                 if allowed is None:
                     masks.append(None)
                     continue
-                mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-                masks.append(mask.masked_fill_(~allowed, torch.finfo(dtype).min))
+                masks.append(additive_from_allowed(allowed, dtype))
             self._masks[key] = masks
         return self._masks[key]
 
@@ -437,8 +438,6 @@ def packed_attention_inputs(
     >>> packed_attention_inputs(config, mask, use_buckets=False)["attention_mask"].shape
     torch.Size([1, 1, 4, 4])
     """
-    from packbert_utils.masks import additive_attention_mask
-
     if use_buckets is None:
         use_buckets = torch.is_grad_enabled()
     if use_buckets and getattr(config, "_attn_implementation", None) == NAME:

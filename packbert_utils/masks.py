@@ -79,7 +79,16 @@ def additive_attention_mask(
     """
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating point dtype, got {dtype}.")
-    allowed = block_diagonal_mask(attention_mask, position_ids, window)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=attention_mask.device)
-    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask[:, None, :, :]
+    return additive_from_allowed(block_diagonal_mask(attention_mask, position_ids, window), dtype)[:, None]
+
+
+def additive_from_allowed(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A bool mask as an additive one: 0 where allowed, the most negative finite `dtype` value elsewhere.
+
+    Finite rather than -inf, so that a row with nothing allowed softmaxes to a uniform row, not NaN.
+
+    >>> additive_from_allowed(torch.tensor([True, False]), torch.float32).tolist()
+    [0.0, -3.4028234663852886e+38]
+    """
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .attention import attend
+from .masks import additive_from_allowed
 
 
 def encode_summaries(
@@ -126,8 +127,7 @@ def _summary_attention(
 def _slot_mask(query_ids: torch.Tensor, key_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Additive mask [rows, 1, Q, K]: a query sees the keys of its own sequence (ids > 0) only."""
     allowed = (query_ids[:, :, None] == key_ids[:, None, :]) & (key_ids[:, None, :] > 0)
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
-    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+    return additive_from_allowed(allowed, dtype)[:, None]
 
 
 def supports_summaries(model: Any) -> bool:

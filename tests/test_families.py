@@ -19,6 +19,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+from packbert_utils import exactness
 from packbert_utils.checks import IGNORE_INDEX
 from packbert_utils.families import FAMILIES, SUPPORTED_FAMILIES
 from packbert_utils.modeling import (
@@ -31,17 +32,9 @@ EXACT = 1e-4
 MAX_SEQ_LENGTH = 40
 MAX_SEQ_PER_PACK = 4
 NUM_LABELS = 3
-VOCAB = 64
+VOCAB = exactness.TINY_SIZES["vocab_size"]
 LENGTHS = [5, 13, 2, 9, 14, 3, 7, 11, 6, 4]
-COMMON = dict(
-    vocab_size=VOCAB,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=48,
-    max_position_embeddings=64,
-    initializer_range=0.2,  # logits of order 1, so that an absolute tolerance means something
-)
+COMMON = exactness.TINY_SIZES  # the sizes of the exactness table's tiny models
 # Per case: the model type and what makes its tiny config representative of the real checkpoints.
 CASES = {
     "bert": ("bert", {}),

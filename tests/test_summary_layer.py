@@ -173,7 +173,7 @@ def test_minilm_on_real_text_equals_each_text_alone(tokenizer, summary_calls):
     assert float(np.abs(unpack(logits, example_ids) - alone).max()) <= exactness.EXACT
 
 
-def test_bf16_autocast_keeps_the_predictions(tokenizer):
+def test_bf16_autocast_keeps_the_predictions():
     model = tiny_packed_model("BERT", "packed_sdpa")
     columns = packed_columns(LENGTHS, model.config.vocab_size)
     real = columns["labels"] != -100
