@@ -18,7 +18,7 @@ MAX_SEQ_PER_PACK ?= 12
 help:
 	@echo "make run    - run the main job: execute every notebook into outputs/ (see README)"
 	@echo "make stats  - the packing report of one task (TASK=..., MAX_SEQ_LENGTH=..., MAX_SEQ_PER_PACK=...)"
-	@echo "make test   - ruff + the test suite"
+	@echo "make test   - ruff, the import layers (lint-imports) and the test suite"
 	@echo "make lab    - open JupyterLab on notebooks/"
 	@echo "make images - redraw the figures in images/"
 	@echo "make bench  - run the benchmark scripts"
@@ -48,6 +48,7 @@ stats: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the stages import only downwards (pyproject.toml, [tool.importlinter])
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -5,7 +5,7 @@ Run: `.venv/bin/python benchmarks/attention_speed.py [--batches N] [--repeats R]
 One MiniLM classifier (the bundled checkpoint, attention dropout 0.1 as in its config) trains on Rotten
 Tomatoes snippets (rows of 128 tokens, up to 12 sequences per pack, about 32 sequences per step):
 - packed, dense mask: packed rows with the 4-D block-diagonal additive mask, transformers' "sdpa";
-- packed, buckets: the same packed rows through `packbert_utils.attention` ("packed_sdpa" with
+- packed, buckets: the same packed rows through `packbert_utils.models.attention` ("packed_sdpa" with
   `SequenceBuckets` built inside the timed step, no 4-D mask);
 - grouped: batches of 32 snippets of similar length (the Trainer's `group_by_length`), padded to the longest;
 - dynamic: random batches of 32 snippets padded to the longest.
@@ -86,7 +86,7 @@ def batch_counts(variant: str, batch: dict[str, Any]) -> tuple[int, int]:
 
 def forward(model: Any, variant: str, batch: dict[str, Any], dtype: Any, bounds: Any = None) -> Any:
     """Logits [sequences, labels] of a batch, and the labels, computed the way `variant` does."""
-    from packbert_utils.attention import packed_attention_inputs
+    from packbert_utils.models.attention import packed_attention_inputs
 
     if not variant.startswith("packed"):
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"]
@@ -124,7 +124,7 @@ def make_step(train: bool, bf16: bool, bounds: Any, clock: Any) -> Any:
     from transformers import AutoModelForSequenceClassification
 
     from packbert_utils import default_checkpoint
-    from packbert_utils.attention import register
+    from packbert_utils.models.attention import register
 
     register()
     torch.manual_seed(0)
@@ -332,7 +332,7 @@ def main() -> None:
         args.batches, args.repeats, args.modes = 2, 1, "train fp32"
     bounds = tuple(int(b) for b in args.bounds.split(",")) if args.bounds else None
 
-    from packbert_utils.attention import default_bounds
+    from packbert_utils.models.attention import default_bounds
 
     settings = {
         "batches": args.batches,

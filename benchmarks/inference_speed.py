@@ -7,7 +7,7 @@ Methods, each in a fresh process (so that its peak memory is its own), timed as 
 - packed: `PackedTextClassifier` with its defaults: rows of 128 tokens, up to 32 texts per row, 8 rows
   per forward (about 37 texts, the same work per forward as the unpacked batches of 32);
 - packed_full: the same with the last layer run on every token (`trim_last_layer = False`), i.e. what
-  packing gives without running the last layer at the [CLS] tokens only (`packbert_utils.summary_layer`);
+  packing gives without running the last layer at the [CLS] tokens only (models/summary_layer.py);
 - packed_bf16: packed under bfloat16 autocast (`dtype=torch.bfloat16`), compared with packed fp32;
 - pipeline: transformers' `pipeline("text-classification")` with batch_size 32 (each batch padded to
   its longest text);
@@ -23,14 +23,14 @@ import argparse
 import concurrent.futures
 import multiprocessing
 import resource
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _publish import publish
+
+from packbert_utils import median_seconds
 
 METHODS = ("packed", "packed_full", "packed_bf16", "pipeline", "sorted")
 BATCH_SIZE = 32
@@ -63,14 +63,12 @@ def load_texts(count: int) -> list[str]:
 def _run_method(method: str, folder: str, texts: list[str], repeats: int) -> dict[str, Any]:
     predict = _predictor(method, folder)
     predict(texts[:64])  # warm-up: first-call allocations and kernel selection
-    times, logits = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        logits = predict(texts)
-        times.append(time.perf_counter() - start)
+    outputs = []
+    seconds = median_seconds({method: lambda: outputs.append(predict(texts))}, repeats, warmup=False)
+    logits = outputs[-1]
     return {
         "method": method,
-        "seconds": statistics.median(times),
+        "seconds": seconds[method],
         "argmax": np.asarray(logits).argmax(-1),
         "logits": np.asarray(logits),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
@@ -83,7 +81,7 @@ def _predictor(method: str, folder: str):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     if method.startswith("packed"):
-        from packbert_utils.inference import PackedTextClassifier
+        from packbert_utils import PackedTextClassifier
 
         dtype = torch.bfloat16 if method == "packed_bf16" else torch.float32
         classifier = PackedTextClassifier(folder, max_seq_length=MAX_SEQ_LENGTH, dtype=dtype)

@@ -12,8 +12,6 @@ linearly, which is why it is only run on the smaller sizes. Both are timed in th
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import datasets
@@ -22,8 +20,7 @@ import pyarrow as pa
 from _publish import publish
 from datasets.table import InMemoryTable
 
-from packbert_utils.packed_dataset import pack_dataset
-from packbert_utils.packing import pack_histogram, sequence_length_histogram
+from packbert_utils import median_seconds, pack_dataset, pack_histogram, sequence_length_histogram
 
 MAX_SEQ_LENGTH = 128
 MAX_SEQ_PER_PACK = 12
@@ -64,15 +61,6 @@ def per_sequence_builder(dataset: datasets.Dataset) -> list[list[int]]:
     return packs
 
 
-def median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
@@ -92,10 +80,13 @@ def main() -> None:
     measured: dict[str, dict[int, float]] = {"pack_dataset": {}, "per-sequence baseline": {}}
     for size in sorted(set(sizes) | baseline_sizes):
         dataset = synthetic_tokenized(size)
-        ours = median_seconds(lambda d=dataset: pack_dataset(d, MAX_SEQ_LENGTH, MAX_SEQ_PER_PACK), repeats)
+        run = {"ours": lambda d=dataset: pack_dataset(d, MAX_SEQ_LENGTH, MAX_SEQ_PER_PACK)}
+        ours = median_seconds(run, repeats, warmup=False)["ours"]
         measured["pack_dataset"][size] = ours
         if size in baseline_sizes:
-            base = median_seconds(lambda d=dataset: per_sequence_builder(d), 1)
+            base = median_seconds({"base": lambda d=dataset: per_sequence_builder(d)}, 1, warmup=False)[
+                "base"
+            ]
             measured["per-sequence baseline"][size] = base
             base_cells = f"{base:.2f} | {base / ours:.1f}x"
         else:

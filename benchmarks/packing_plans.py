@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/packing_plans.py [--quick] [--output FILE.md]
 Three tables, each read from `PackingPlan.summary()`:
 
 1. The paper's Wikipedia length histogram (16,279,552 sequences at 512 tokens,
-   `packbert_utils.packing.wikipedia_length_histogram`), beside the figures published with the
+   `packbert_utils.packing.plan.wikipedia_length_histogram`), beside the figures published with the
    reference implementation (Krell et al., arXiv 2107.02027). spfhp and lpfhp with up to 3 and 12
    sequences per pack; nnlshp with 3, planned once (its least-squares problem has about 22,000
    columns at 512 tokens: tens of seconds). `--quick` leaves nnlshp out.
@@ -30,11 +30,15 @@ import numpy as np
 import pandas as pd
 from _publish import publish
 
-from packbert_utils import load_task, load_tokenizer, offline_task_names, sequence_lengths, tokenize_task
-from packbert_utils.packing import (
+from packbert_utils import (
     NNLSHP_MAX_SEQ_PER_PACK,
+    load_task,
+    load_tokenizer,
+    offline_task_names,
     pack_histogram,
     sequence_length_histogram,
+    sequence_lengths,
+    tokenize_task,
     wikipedia_length_histogram,
 )
 

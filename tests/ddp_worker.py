@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from packbert_utils.training import fine_tune
+from packbert_utils.training.trainer import fine_tune
 
 out_dir = sys.argv[1]
 result = fine_tune(

@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
-from packbert_utils import attention
-from packbert_utils.attention import (
+from packbert_utils.models import attention
+from packbert_utils.models.attention import (
     SequenceBuckets,
     default_bounds,
     packed_attention_inputs,
     packed_sdpa_attention,
     register,
 )
-from packbert_utils.masks import additive_attention_mask
+from packbert_utils.models.masks import additive_attention_mask
 
 register()
 

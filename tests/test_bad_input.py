@@ -33,10 +33,13 @@ from packbert_utils import (
     unpack_tokens,
 )
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.inference import PackedTextClassifier
-from packbert_utils.modeling import PackedModelForSequenceClassification, PackedModelForTokenClassification
-from packbert_utils.tasks import UnknownTaskError
-from packbert_utils.training import fine_tune
+from packbert_utils.data.task_spec import UnknownTaskError
+from packbert_utils.inference.predictors import PackedTextClassifier
+from packbert_utils.models.heads import (
+    PackedModelForSequenceClassification,
+    PackedModelForTokenClassification,
+)
+from packbert_utils.training.trainer import fine_tune
 
 # Documented errors. pyarrow's ArrowInvalid / ArrowTypeError derive from ValueError / TypeError.
 DOCUMENTED = (ValueError, TypeError)

@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 
 from packbert_utils import __main__ as cli
-from packbert_utils.figures import FIGURES
-from packbert_utils.packing import (
+from packbert_utils.packing.plan import (
     ALGORITHMS,
     NNLSHP_MAX_SEQ_PER_PACK,
     pack_histogram,
     sequence_length_histogram,
 )
-from packbert_utils.report import packing_report
+from packbert_utils.packing.report import packing_report, plan_table
+from packbert_utils.viz.images import FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -252,8 +252,8 @@ def test_interruption_and_key_errors_are_one_line(monkeypatch, capsys):
 def test_packing_report_has_one_row_per_planner_with_the_plan_summary():
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 65, size=500)
-    report = packing_report(lengths, 64, 6)
     histogram = sequence_length_histogram(lengths, 64)
+    report = packing_report(histogram, 64, 6)
     summary_keys = list(pack_histogram(histogram, 64, 6).summary())
     assert report.index.name == "algorithm" and list(report.index) == list(ALGORITHMS)
     assert list(report.columns) == [key for key in summary_keys if key != "algorithm"]
@@ -265,8 +265,10 @@ def test_packing_report_has_one_row_per_planner_with_the_plan_summary():
             if key not in ("algorithm", "runtime_s"):
                 assert row[key] == pytest.approx(expected[key]), (algorithm, key)
         assert row["num_sequences"] == 500 and row["num_packs"] >= row["lower_bound"]
-    assert list(packing_report(lengths, 64, 6, algorithms=["spfhp"]).index) == ["spfhp"]
-    with pytest.raises(ValueError, match="longer than max_seq_length=32"):
-        packing_report(lengths, 32, 6)
+    assert list(packing_report(histogram, 64, 6, algorithms=["spfhp"]).index) == ["spfhp"]
+    with pytest.raises(ValueError, match="histogram has 64 bins but max_seq_length is 32"):
+        packing_report(histogram, 32, 6)
     with pytest.raises(ValueError, match="unknown algorithm 'best'"):
-        packing_report(lengths, 64, 6, algorithms=["best"])
+        packing_report(histogram, 64, 6, algorithms=["best"])
+    with pytest.raises(ValueError, match="plans is empty"):
+        plan_table([])

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packbert_utils.corpora import split_indices
-from packbert_utils.loading import load_task
+from packbert_utils.data.corpora import split_indices
+from packbert_utils.data.loading import load_task
+from packbert_utils.data.tasks import get_task, offline_task_names
 from packbert_utils.offline import data_file
-from packbert_utils.tasks import get_task, offline_task_names
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import doctest
 import pytest
 import torch
 
-from packbert_utils import exactness, families
-from packbert_utils.families import FAMILIES
+from packbert_utils.models import exactness, families
+from packbert_utils.models.families import FAMILIES
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in conftest.py
 

@@ -19,14 +19,14 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from packbert_utils import exactness
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.families import FAMILIES, SUPPORTED_FAMILIES
-from packbert_utils.modeling import (
+from packbert_utils.models import exactness
+from packbert_utils.models.families import FAMILIES, SUPPORTED_FAMILIES
+from packbert_utils.models.heads import (
     PackedModelForSequenceClassification,
     PackedModelForTokenClassification,
 )
-from packbert_utils.packed_dataset import pack_dataset, unpack, unpack_tokens
+from packbert_utils.packing.dataset import pack_dataset, unpack, unpack_tokens
 
 EXACT = 1e-4
 MAX_SEQ_LENGTH = 40

@@ -22,8 +22,8 @@ from transformers import BertForSequenceClassification
 
 from packbert_utils import load_tokenizer, pack_dataset, pack_histogram, unpack, unpack_tokens
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.modeling import PackedModelForSequenceClassification
-from packbert_utils.packing import ALGORITHMS
+from packbert_utils.models.heads import PackedModelForSequenceClassification
+from packbert_utils.packing.plan import ALGORITHMS
 
 DOCUMENTED = (ValueError, TypeError)  # pyarrow's ArrowInvalid / ArrowTypeError derive from these
 FUZZ = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])

@@ -26,9 +26,9 @@ from transformers import (
 )
 
 from packbert_utils import default_checkpoint, load_task
-from packbert_utils.inference import PackedTextClassifier
-from packbert_utils.modeling import PackedModelForSequenceClassification
-from packbert_utils.tokenizing import TruncationWarning
+from packbert_utils.data.tokenizing import TruncationWarning
+from packbert_utils.inference.predictors import PackedTextClassifier
+from packbert_utils.models.heads import PackedModelForSequenceClassification
 
 LABELS = {0: "negative", 1: "mixed", 2: "positive"}
 TOLERANCE = 1e-4

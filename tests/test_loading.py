@@ -13,9 +13,10 @@ import datasets
 import pytest
 
 from packbert_utils import offline
-from packbert_utils.loading import TaskUnavailableError, load_task
-from packbert_utils.tasks import TaskDatasetDict, get_task
-from packbert_utils.tokenizing import load_tokenizer, tokenize_task
+from packbert_utils.data.loading import TaskUnavailableError, load_task
+from packbert_utils.data.task_spec import TaskDatasetDict
+from packbert_utils.data.tasks import get_task
+from packbert_utils.data.tokenizing import load_tokenizer, tokenize_task
 
 SPLITS = ("train", "validation", "test")
 
@@ -293,7 +294,7 @@ def test_the_cli_names_the_columns_of_a_local_file_once(reviews: Path, capsys: p
 
 @pytest.mark.slow
 def test_fine_tune_reads_a_local_file_once(reviews: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from packbert_utils.training import fine_tune
+    from packbert_utils.training.trainer import fine_tune
 
     reads = []
     load_dataset = datasets.load_dataset

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packbert_utils.masks import additive_attention_mask, block_diagonal_mask
+from packbert_utils.models.masks import additive_attention_mask, block_diagonal_mask
 
 
 @st.composite

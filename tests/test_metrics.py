@@ -17,13 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from packbert_utils import metrics, tasks
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.packed_dataset import pack_dataset
+from packbert_utils.data import task_spec, tasks
+from packbert_utils.metrics import scores as metrics
+from packbert_utils.packing.dataset import pack_dataset
 
 
-def _classification_spec(num_labels: int) -> tasks.TaskSpec:
-    return tasks.TaskSpec(
+def _classification_spec(num_labels: int) -> task_spec.TaskSpec:
+    return task_spec.TaskSpec(
         name=f"test-{num_labels}-classes",
         text_columns=("text",),
         num_labels=num_labels,
@@ -130,7 +131,7 @@ def test_constant_regression_predictions_give_nan() -> None:
 
 
 def test_every_metric_name_has_an_implementation() -> None:
-    assert metrics.SUPPORTED_METRICS == tasks.METRIC_NAMES  # the same names, in the same order
+    assert metrics.SUPPORTED_METRICS == task_spec.METRIC_NAMES  # the same names, in the same order
     for spec in tasks.TASKS.values():
         if spec.is_regression:
             labels = np.arange(4, dtype=np.float32)

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.modeling import (
+from packbert_utils.models.heads import (
     PackedBertForSequenceClassification,
     PackedModelForSequenceClassification,
     PackedModelForTokenClassification,
@@ -33,7 +33,7 @@ from packbert_utils.modeling import (
 )
 
 try:
-    from packbert_utils.packed_dataset import pack_dataset, unpack, unpack_tokens
+    from packbert_utils.packing.dataset import pack_dataset, unpack, unpack_tokens
 except ImportError as err:  # the packer is written in parallel; its absence must not hide the other tests
     pack_dataset = unpack = unpack_tokens = None
     PACKER_IMPORT_ERROR = str(err)
@@ -378,26 +378,6 @@ def test_save_pretrained_is_a_plain_bert_classifier(saved, tmp_path, encodings):
     batch = _pack_by_hand(encodings, [[0, 1, 2]], 48, "inplace")
     with torch.no_grad():
         assert torch.equal(again(**_model_inputs(batch)).logits, packed.eval()(**_model_inputs(batch)).logits)
-
-
-def test_legacy_config_key_loads_and_is_saved_under_the_new_name(saved, tmp_path, encodings, alone_logits):
-    config = json.loads((saved["single_label_classification"] / "config.json").read_text())
-    config["max_sequences_per_pack"] = config.pop("max_seq_per_pack")
-    for name in ("config.json", "model.safetensors"):
-        source = saved["single_label_classification"] / name
-        (tmp_path / name).write_bytes(
-            json.dumps(config).encode() if name == "config.json" else source.read_bytes()
-        )
-    old = PackedModelForSequenceClassification.from_pretrained(tmp_path).eval()
-    assert old.config.max_seq_per_pack == MAX_SEQ_PER_PACK
-    assert not hasattr(old.config, "max_sequences_per_pack")
-    batch = _pack_by_hand(encodings, [[0, 1, 2]], 48, "inplace")
-    with torch.no_grad():
-        got = _slot_values(old(**_model_inputs(batch)).logits, batch["example_ids"])
-    assert max((got[i] - alone_logits["sdpa"][i]).abs().max().item() for i in got) <= EXACT
-    old.save_pretrained(tmp_path / "again")
-    resaved = json.loads((tmp_path / "again" / "config.json").read_text())
-    assert resaved["max_seq_per_pack"] == MAX_SEQ_PER_PACK and "max_sequences_per_pack" not in resaved
 
 
 def test_the_old_keyword_is_refused_with_the_new_name(checkpoint):

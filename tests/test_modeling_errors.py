@@ -9,8 +9,8 @@ import torch
 from tiny_models import tiny_config
 
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.modeling import PackedModelForSequenceClassification
-from packbert_utils.packed_dataset import pack_dataset, unpack
+from packbert_utils.models.heads import PackedModelForSequenceClassification
+from packbert_utils.packing.dataset import pack_dataset, unpack
 
 # ---- clear errors -------------------------------------------------------------------------------------
 

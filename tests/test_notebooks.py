@@ -162,14 +162,14 @@ def test_fast_parameters_exist_in_their_notebooks() -> None:
 
 @by_name
 def test_linked_images_exist(notebook: Path) -> None:
-    """Images in the prose come from `packbert_utils.figures` (`make images`) and are committed."""
-    from packbert_utils.figures import FIGURES
+    """Images in the prose come from `packbert_utils.viz.images` (`make images`) and are committed."""
+    from packbert_utils.viz.images import FIGURES
 
     text = "\n".join(cell.source for cell in nbformat.read(notebook, as_version=4).cells)
     for link in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text):
         path = (NOTEBOOK_DIR / link).resolve()
         assert path.parent == IMAGE_DIR, f"{link}: images belong in images/"
-        assert path.name in FIGURES, f"{link} is not drawn by packbert_utils.figures.draw_all"
+        assert path.name in FIGURES, f"{link} is not drawn by packbert_utils.viz.images.draw_all"
         assert path.is_file(), f"{link} is missing: run `make images`"
 
 

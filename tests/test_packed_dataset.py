@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.packed_dataset import pack_dataset, packed_plan, unpack, unpack_tokens
-from packbert_utils.packing import ALGORITHMS, pack_histogram, sequence_length_histogram
+from packbert_utils.packing.dataset import pack_dataset, packed_plan, unpack, unpack_tokens
+from packbert_utils.packing.plan import ALGORITHMS, pack_histogram, sequence_length_histogram
 
 
 def _random_rows(

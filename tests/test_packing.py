@@ -1,4 +1,4 @@
-"""Tests of the histogram packing planners (packbert_utils.packing and packbert_utils.planners).
+"""Tests of the histogram packing planners (packbert_utils.packing.plan and packbert_utils.packing.planners).
 
 The planners are checked against references written plainly here, one sequence at a time, and
 against the figures published with the paper (Krell et al., arXiv 2107.02027).
@@ -17,16 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import packbert_utils.packing
-import packbert_utils.planners
-from packbert_utils.packing import (
+import packbert_utils.packing.plan
+import packbert_utils.packing.planners
+from packbert_utils.packing.plan import (
     ALGORITHMS,
     PackingPlan,
     pack_histogram,
     sequence_length_histogram,
     wikipedia_length_histogram,
 )
-from packbert_utils.planners import _drop_surplus_packs, _exact_fill_strategies, _pad_surplus
+from packbert_utils.packing.planners import _drop_surplus_packs, _exact_fill_strategies, _pad_surplus
 
 # Same examples on every run (derandomize), no flaky deadlines, no example database between runs.
 REPRODUCIBLE = settings(
@@ -581,7 +581,7 @@ def test_plan_rejects_non_integer_lengths_and_counts() -> None:
         PackingPlan(((5, 3),), np.array([1]), 8, 2.0, "manual")
 
 
-@pytest.mark.parametrize("module", [packbert_utils.packing, packbert_utils.planners])
+@pytest.mark.parametrize("module", [packbert_utils.packing.plan, packbert_utils.packing.planners])
 def test_docstring_examples_run(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import AutoModelForSequenceClassification
 
-from packbert_utils import exactness, summary_layer
-from packbert_utils.families import FAMILIES
-from packbert_utils.modeling import PackedModelForSequenceClassification
-from packbert_utils.packed_dataset import pack_dataset, unpack
+from packbert_utils.models import exactness, summary_layer
+from packbert_utils.models.families import FAMILIES
+from packbert_utils.models.heads import PackedModelForSequenceClassification
+from packbert_utils.packing.dataset import pack_dataset, unpack
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture is in conftest.py
 

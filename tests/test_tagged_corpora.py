@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packbert_utils import tagged_corpora
 from packbert_utils.checks import IGNORE_INDEX
+from packbert_utils.data import tagged_corpora, tokenizing
+from packbert_utils.data.tokenizing import TruncationWarning, load_tokenizer
 from packbert_utils.offline import data_file
-from packbert_utils.tokenizing import TruncationWarning, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,7 @@ def test_review_words() -> None:
 
 
 def test_align_by_hand() -> None:
-    assert tagged_corpora.align_tags_to_tokens([None, 0, 0, 0, 1, None, None], [7, 2]) == [
+    assert tokenizing.align_tags_to_tokens([None, 0, 0, 0, 1, None, None], [7, 2]) == [
         IGNORE_INDEX,
         7,
         IGNORE_INDEX,
@@ -213,9 +213,9 @@ def test_align_by_hand() -> None:
         IGNORE_INDEX,
         IGNORE_INDEX,
     ]
-    assert tagged_corpora.align_tags_to_tokens([], []) == []
+    assert tokenizing.align_tags_to_tokens([], []) == []
     with pytest.raises(ValueError, match="word 2, but only 2 word tags"):
-        tagged_corpora.align_tags_to_tokens([None, 0, 1, 2, None], [1, 1])
+        tokenizing.align_tags_to_tokens([None, 0, 1, 2, None], [1, 1])
 
 
 _WORD_CHARACTERS = string.ascii_letters + string.digits + "!?.,'#@-éüøçñ😀"
@@ -237,7 +237,7 @@ def test_alignment_labels_the_first_sub_word_of_each_word(
     tags = [tag for _, tag in words_and_tags]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        columns = tagged_corpora.tokenize_and_align(tokenizer, [{"tokens": words, "tags": tags}], max_length)
+        columns = tokenizing.tokenize_and_align(tokenizer, [{"tokens": words, "tags": tags}], max_length)
     input_ids, labels = columns["input_ids"][0], columns["labels"][0]
     assert (
         len(labels)
@@ -263,7 +263,7 @@ def test_alignment_labels_the_first_sub_word_of_each_word(
 
 
 def test_wnut16_tokenizes_without_losing_a_word(wnut16: tagged_corpora.Corpus, tokenizer: object) -> None:
-    columns = tagged_corpora.tokenize_and_align(tokenizer, wnut16.rows)
+    columns = tokenizing.tokenize_and_align(tokenizer, wnut16.rows)
     lengths = np.array([len(ids) for ids in columns["input_ids"]])
     assert lengths.max() == 75 and round(float(lengths.mean()), 2) == 30.74  # [CLS] and [SEP] included
     for row, labels in zip(wnut16.rows, columns["labels"], strict=True):
@@ -272,17 +272,17 @@ def test_wnut16_tokenizes_without_losing_a_word(wnut16: tagged_corpora.Corpus, t
 
 def test_alignment_refuses_what_would_lose_tags(tokenizer: object) -> None:
     with pytest.raises(ValueError, match="produce no sub-word"):
-        tagged_corpora.tokenize_and_align(tokenizer, [{"tokens": ["a", "\u200b", "b"], "tags": [0, 1, 0]}])
+        tokenizing.tokenize_and_align(tokenizer, [{"tokens": ["a", "\u200b", "b"], "tags": [0, 1, 0]}])
     with pytest.raises(ValueError, match="2 tokens and 1 tags"):
-        tagged_corpora.tokenize_and_align(tokenizer, [{"tokens": ["a", "b"], "tags": [0]}])
+        tokenizing.tokenize_and_align(tokenizer, [{"tokens": ["a", "b"], "tags": [0]}])
     with pytest.raises(ValueError, match="at least 1"):
-        tagged_corpora.tokenize_and_align(tokenizer, [{"tokens": ["a"], "tags": [0]}], max_length=0)
+        tokenizing.tokenize_and_align(tokenizer, [{"tokens": ["a"], "tags": [0]}], max_length=0)
 
     class SlowTokenizer:
         is_fast = False
 
     with pytest.raises(TypeError, match="fast tokenizer"):
-        tagged_corpora.tokenize_and_align(SlowTokenizer(), [{"tokens": ["a"], "tags": [0]}])
+        tokenizing.tokenize_and_align(SlowTokenizer(), [{"tokens": ["a"], "tags": [0]}])
 
 
 def test_alignment_keeps_only_the_columns_the_tokenizer_makes(tokenizer: object) -> None:
@@ -293,7 +293,7 @@ def test_alignment_keeps_only_the_columns_the_tokenizer_makes(tokenizer: object)
         tokenizer_object=tokenizer.backend_tokenizer,  # type: ignore[attr-defined]
         model_input_names=["input_ids", "attention_mask"],
     )
-    columns = tagged_corpora.tokenize_and_align(no_types, [{"tokens": ["Packing", "rocks"], "tags": [1, 0]}])
+    columns = tokenizing.tokenize_and_align(no_types, [{"tokens": ["Packing", "rocks"], "tags": [1, 0]}])
     assert set(columns) == {"input_ids", "attention_mask", "labels"}
     assert columns["labels"] == [[IGNORE_INDEX, 1, 0, IGNORE_INDEX]]
 
@@ -304,7 +304,7 @@ def test_truncation_warns_with_the_number_of_lost_words(tokenizer: object) -> No
         TruncationWarning,
         match=r"1 of 1 rows are longer than max_length=4 tokens \(longest 7\) and were truncated; 3 words",
     ):
-        columns = tagged_corpora.tokenize_and_align(tokenizer, [row], max_length=4)
+        columns = tokenizing.tokenize_and_align(tokenizer, [row], max_length=4)
     assert columns["labels"][0] == [IGNORE_INDEX, 1, 2, IGNORE_INDEX]
 
 

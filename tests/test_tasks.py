@@ -9,17 +9,15 @@ import pickle
 import datasets
 import pytest
 
-from packbert_utils.loading import load_task
-from packbert_utils.tasks import (
+from packbert_utils.data.loading import load_task
+from packbert_utils.data.task_spec import (
     METRIC_NAMES,
     METRICS_BY_PROBLEM_TYPE,
-    TASKS,
     TaskDatasetDict,
     TaskSpec,
-    get_task,
     is_bio_tagset,
-    offline_task_names,
 )
+from packbert_utils.data.tasks import TASKS, get_task, offline_task_names
 
 # ---- the task registry ------------------------------------------------------------------------------
 

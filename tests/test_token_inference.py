@@ -26,10 +26,10 @@ from transformers import (
 )
 
 from packbert_utils import default_checkpoint, load_task
-from packbert_utils.inference import PackedTextClassifier, PackedTokenClassifier
-from packbert_utils.modeling import PackedModelForTokenClassification
-from packbert_utils.tasks import get_task
-from packbert_utils.tokenizing import TruncationWarning
+from packbert_utils.data.tasks import get_task
+from packbert_utils.data.tokenizing import TruncationWarning
+from packbert_utils.inference.predictors import PackedTextClassifier, PackedTokenClassifier
+from packbert_utils.models.heads import PackedModelForTokenClassification
 
 TOLERANCE = 1e-4
 NUM_TWEETS = 120

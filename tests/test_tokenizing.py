@@ -15,17 +15,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from packbert_utils import tokenizing
 from packbert_utils.checks import IGNORE_INDEX
-from packbert_utils.loading import load_task
-from packbert_utils.packed_dataset import pack_dataset
-from packbert_utils.tasks import TaskDatasetDict, get_task
-from packbert_utils.tokenizing import (
+from packbert_utils.data import tokenizing
+from packbert_utils.data.loading import load_task
+from packbert_utils.data.task_spec import TaskDatasetDict
+from packbert_utils.data.tasks import get_task
+from packbert_utils.data.tokenizing import (
     TruncationWarning,
     sequence_lengths,
     tokenize_columns,
     tokenize_task,
 )
+from packbert_utils.packing.dataset import pack_dataset
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +203,7 @@ def test_batches_cover_the_rows_in_order_within_both_limits(
 MEMORY_SCRIPT = """
 import sys, warnings
 import datasets, numpy as np
-from packbert_utils.tokenizing import load_tokenizer, tokenize_columns
+from packbert_utils.data.tokenizing import load_tokenizer, tokenize_columns
 tokenizer = load_tokenizer()
 vocabulary = [w for w in tokenizer.vocab if w.isalpha() and len(w) > 2][:5000]
 rng = np.random.default_rng(0)
@@ -277,6 +278,10 @@ def test_tokenize_columns_needs_no_task(tokenizer) -> None:
         tokenize_columns(texts, tokenizer, 16, ("stars",))
     empty = tokenize_columns(texts.select([]), tokenizer, 16, ("review",))
     assert len(empty) == 0 and empty.column_names[-3:] == ["input_ids", "token_type_ids", "attention_mask"]
+    unlabelled = tokenize_columns(texts, tokenizer, 16, ("review",))
+    assert "label" not in unlabelled.column_names  # no `label` column and none named: texts to classify
+    with pytest.raises(ValueError, match=r"label_column='rating' is not a column of the data"):
+        tokenize_columns(texts, tokenizer, 16, ("review",), label_column="rating")
 
 
 # ---- token classification, multi-label, tokenizers without token types ------------------------------

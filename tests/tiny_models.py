@@ -10,7 +10,7 @@ from typing import Any
 
 from transformers import BertConfig, BertForSequenceClassification
 
-from packbert_utils.inference import PackedTextClassifier
+from packbert_utils.inference.predictors import PackedTextClassifier
 
 
 def tiny_config(**overrides: Any) -> BertConfig:

@@ -12,7 +12,7 @@ from pathlib import Path
 from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoTokenizer, RobertaTokenizerFast
 
-from packbert_utils.loading import load_task
+from packbert_utils.data.loading import load_task
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 

@@ -1,0 +1,552 @@
+"""Turn a packing plan into a dataset of fixed-size packed rows, and map per-slot outputs back.
+
+The plan (see `packing.py`) only says which *lengths* share a pack. Materializing it means picking,
+for every slot of every pack, a real sequence of that length. Doing this with array operations
+instead of a search per sequence keeps the cost linear in the number of tokens (a million rows
+take seconds), which matters because naive builders grow with the square of the dataset size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets.table import InMemoryTable
+
+from ..checks import (
+    IGNORE_INDEX,
+    MAX_SEQ_LENGTH_LIMIT,
+    MAX_SEQ_PER_PACK_LIMIT,
+    check_positive_int,
+    check_seed,
+)
+from .plan import PackingPlan, pack_histogram, sequence_length_histogram
+from .unpacking import unpack, unpack_tokens
+
+CLS_LAYOUTS = ("inplace", "tail")
+
+
+def pack_dataset(
+    tokenized: datasets.Dataset | datasets.DatasetDict | Mapping[str, Any],
+    max_seq_length: int | None = None,
+    max_seq_per_pack: int | None = None,
+    algorithm: str = "lpfhp",
+    cls_layout: str = "inplace",
+    label_column: str | None = "label",
+    seed: int | None = None,
+    *,
+    plan: PackingPlan | None = None,
+) -> datasets.Dataset | datasets.DatasetDict:
+    """Pack tokenized, unpadded sequences into rows of `max_seq_length` tokens.
+
+    Give either the limits (`max_seq_length`, `max_seq_per_pack`, `algorithm`: the plan is made here) or a
+    `plan` you made with `pack_histogram` from this data's length histogram (checked: a plan of another
+    histogram is an error). `packed_plan(packed)` gives the plan back from the packed rows, so statistics
+    always come from `PackingPlan`. A `DatasetDict` is packed split by split (with limits, not a plan).
+
+    Every input row lands in exactly one slot of one pack, its tokens and token types unchanged.
+    Each output row holds `input_ids`, `attention_mask` (1-based sequence index of each token,
+    0 for padding), `token_type_ids`, `position_ids` (restarting at 0 for every sequence),
+    `cls_positions`, `labels` and `example_ids` (source row of each slot, -1 when empty).
+    Labels come in three kinds, told apart by the label column's type: one int or float per row
+    (`labels` [max_seq_per_pack], IGNORE_INDEX or NaN in empty slots), a float vector per row for
+    multi-label tasks ([max_seq_per_pack, num_labels], NaN rows in empty slots), or an int list as long
+    as the row's `input_ids` (per token, moved with its token; [max_seq_length], IGNORE_INDEX elsewhere).
+
+    `cls_layout="inplace"` keeps each sequence exactly as the model sees it unpacked. `"tail"` moves every
+    sequence's first token ([CLS]) to slot-indexed positions at the end of the row, the layout of the
+    original static-shape notebook; the packer reserves those `max_seq_per_pack` positions so that no
+    real token is overwritten (a tail plan packs lengths without [CLS] into `max_seq_length -
+    max_seq_per_pack`). `seed` shuffles which sequences of equal length share a pack (None keeps the
+    source order). Use `label_column=None` for unlabeled data: the `labels` column is then left out.
+
+    >>> rows = {"input_ids": [[101, 7, 102], [101, 8, 9, 102], [101, 102]], "label": [0, 1, 0]}
+    >>> packed = pack_dataset(rows, max_seq_length=8, max_seq_per_pack=2)
+    >>> packed.num_rows, packed[0]["attention_mask"]
+    (2, [1, 1, 1, 1, 2, 2, 2, 0])
+    >>> packed_plan(packed).num_sequences
+    3
+    """
+    seed = check_seed(seed, optional=True)
+    if isinstance(tokenized, datasets.DatasetDict):
+        if not tokenized:
+            raise ValueError("tokenized is a DatasetDict without splits: there is nothing to pack.")
+        if plan is not None:
+            raise TypeError(
+                f"plan= is the plan of one split, but tokenized is a DatasetDict with splits "
+                f"{list(tokenized)}; pack each split with its own plan, or pass max_seq_length and "
+                "max_seq_per_pack."
+            )
+        return datasets.DatasetDict(
+            {
+                name: pack_dataset(
+                    split, max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column, seed
+                )
+                for name, split in tokenized.items()
+            }
+        )
+    max_seq_length, max_seq_per_pack = _settings(max_seq_length, max_seq_per_pack, cls_layout, plan)
+    dataset = _as_dataset(tokenized)
+    table = dataset.with_format("arrow")[:]  # applies any pending select/shuffle indices
+    input_ids, lengths = _token_column(table, "input_ids")
+    token_type_ids = _token_types(table, lengths, input_ids)
+    _check_unpadded(table, lengths)
+    labels = _labels(table, label_column, lengths)
+    _check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
+
+    # In the tail layout only the body (everything after [CLS]) is placed by the plan; the
+    # [CLS] tokens go to the reserved tail, so the body capacity is max_seq_length - max_seq_per_pack.
+    placed_lengths = lengths - 1 if cls_layout == "tail" else lengths
+    capacity = max_seq_length - max_seq_per_pack if cls_layout == "tail" else max_seq_length
+    histogram = sequence_length_histogram(placed_lengths, capacity)
+    if plan is None:
+        plan = pack_histogram(histogram, capacity, max_seq_per_pack, algorithm)
+    else:
+        _check_plan_fits(plan, histogram, cls_layout)
+    slot_pack, slot_index, slot_offset, slot_length = _expand_plan(plan.strategies, plan.counts)
+    row_of_slot = _assign_rows(placed_lengths, slot_length, seed)
+
+    num_packs = plan.num_packs
+    num_rows = len(lengths)
+    slot_of_row = np.empty(num_rows, dtype=np.int64)
+    slot_of_row[row_of_slot] = np.arange(num_rows)
+    row_pack = slot_pack[slot_of_row]
+    row_slot_index = slot_index[slot_of_row]
+    row_body_start = row_pack * max_seq_length + slot_offset[slot_of_row]
+
+    # One entry per token: which row it comes from and its position inside that row.
+    token_row = np.repeat(np.arange(num_rows), lengths)
+    row_start = np.zeros(num_rows, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=row_start[1:])
+    token_pos = np.arange(len(input_ids), dtype=np.int64) - row_start[token_row]
+    if cls_layout == "inplace":
+        destination = row_body_start[token_row] + token_pos
+        cls_positions_of_row = slot_offset[slot_of_row]
+    else:
+        tail_start = max_seq_length - max_seq_per_pack
+        cls_positions_of_row = tail_start + row_slot_index
+        destination = np.where(
+            token_pos == 0,
+            row_pack[token_row] * max_seq_length + cls_positions_of_row[token_row],
+            row_body_start[token_row] + token_pos - 1,
+        )
+
+    size = num_packs * max_seq_length
+    per_slot = num_packs * max_seq_per_pack
+    slot_flat = row_pack * max_seq_per_pack + row_slot_index
+
+    def per_token(values: np.ndarray, fill: int, dtype: Any) -> pa.FixedSizeListArray:
+        out = np.full(size, fill, dtype=dtype)
+        out[destination] = values
+        return _fixed_size(out, max_seq_length)
+
+    def per_slot_values(values: np.ndarray, fill: Any, dtype: Any) -> pa.FixedSizeListArray:
+        out = np.full((per_slot, *values.shape[1:]), fill, dtype=dtype)
+        out[slot_flat] = values
+        if values.ndim == 2:  # one vector per slot: [packs, slots, width]
+            return _fixed_size(_fixed_size(out.reshape(-1), values.shape[1]), max_seq_per_pack)
+        return _fixed_size(out, max_seq_per_pack)
+
+    columns = {
+        "input_ids": per_token(input_ids, 0, np.int32),
+        "attention_mask": per_token((row_slot_index + 1)[token_row], 0, np.int32),
+        "token_type_ids": per_token(token_type_ids, 0, np.int32),
+        "position_ids": per_token(token_pos, 0, np.int32),
+        "cls_positions": per_slot_values(cls_positions_of_row, 0, np.int32),
+    }
+    if labels is not None:
+        if _is_per_token(table, label_column):
+            columns["labels"] = per_token(labels, IGNORE_INDEX, np.int64)
+        elif np.issubdtype(labels.dtype, np.floating):
+            columns["labels"] = per_slot_values(labels, np.nan, np.float32)
+        else:
+            columns["labels"] = per_slot_values(labels, IGNORE_INDEX, np.int64)
+    columns["example_ids"] = per_slot_values(np.arange(num_rows), -1, np.int64)
+    # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
+    # instead would take longer than building it.
+    settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
+    settings += (plan.counts.tobytes(),)
+    fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
+    return datasets.Dataset(InMemoryTable(pa.table(columns)), fingerprint=fingerprint)
+
+
+def packed_plan(packed: datasets.Dataset) -> PackingPlan:
+    """The packing plan a packed dataset follows, read from its own columns.
+
+    Statistics of packed data (efficiency, packing factor, packs against the lower bound) are those of
+    its plan, so they have one definition: `PackingPlan`'s. Reading the plan from the rows (rather than
+    keeping the one used to build them) stays true after `select`, `shuffle` or saving to disk. Lengths
+    are whole sequences, [CLS] included, in rows of the packed `max_seq_length`, for both layouts.
+
+    >>> packed = pack_dataset({"input_ids": [[101, 5, 102]] * 5}, 8, 2, label_column=None)
+    >>> plan = packed_plan(packed)
+    >>> plan.num_packs, plan.num_sequences, round(plan.efficiency, 3), plan.packing_factor
+    (3, 5, 0.625, 1.6666666666666667)
+    """
+    if not isinstance(packed, datasets.Dataset) or "example_ids" not in packed.column_names:
+        raise TypeError(
+            "packed_plan reads a dataset made by pack_dataset (with attention_mask and example_ids columns); "
+            f"got {type(packed).__name__}."
+        )
+    table = packed.with_format("arrow")[:]
+    mask = table.column("attention_mask").combine_chunks().flatten().to_numpy()
+    ids = table.column("example_ids").combine_chunks().flatten().to_numpy()
+    num_packs = table.num_rows
+    max_seq_length = mask.size // num_packs if num_packs else 0
+    max_seq_per_pack = ids.size // num_packs if num_packs else 0
+    if num_packs == 0:
+        raise ValueError("The packed dataset has no rows; there is no plan to read.")
+    # slot lengths [packs, slots]: how many tokens carry each sequence index
+    pack_of_token = np.repeat(np.arange(num_packs), max_seq_length)
+    real = mask > 0
+    slot_lengths = np.zeros(num_packs * (max_seq_per_pack + 1), dtype=np.int64)
+    np.add.at(slot_lengths, pack_of_token[real] * (max_seq_per_pack + 1) + mask[real], 1)
+    slot_lengths = slot_lengths.reshape(num_packs, max_seq_per_pack + 1)[:, 1:]
+    strategies_rows = -np.sort(-slot_lengths, axis=1)
+    kinds, counts = np.unique(strategies_rows, axis=0, return_counts=True)
+    strategies = tuple(tuple(int(x) for x in kind if x > 0) for kind in kinds)
+    keep = [i for i, strategy in enumerate(strategies) if strategy]
+    if len(keep) != len(strategies):
+        raise ValueError("A packed row holds no sequence; packed_plan needs rows made by pack_dataset.")
+    return PackingPlan(
+        strategies=strategies,
+        counts=counts.astype(np.int64),
+        max_seq_length=int(max_seq_length),
+        max_seq_per_pack=int(max_seq_per_pack),
+        algorithm="read from packed rows",
+    )
+
+
+def _settings(
+    max_seq_length: Any, max_seq_per_pack: Any, cls_layout: str, plan: PackingPlan | None
+) -> tuple[int, int]:
+    """The row length and slots per row, from the arguments or the plan, checked to agree."""
+    if cls_layout not in CLS_LAYOUTS:
+        raise ValueError(f"Unknown cls_layout {cls_layout!r}; choose one of {', '.join(CLS_LAYOUTS)}.")
+    if plan is not None:
+        if not isinstance(plan, PackingPlan):
+            raise TypeError(f"plan must be a PackingPlan (from pack_histogram), got {type(plan).__name__}.")
+        tail = plan.max_seq_per_pack if cls_layout == "tail" else 0
+        implied = {"max_seq_length": plan.max_seq_length + tail, "max_seq_per_pack": plan.max_seq_per_pack}
+        given = {"max_seq_length": max_seq_length, "max_seq_per_pack": max_seq_per_pack}
+        for name, value in given.items():
+            if value is not None and check_positive_int(value, name) != implied[name]:
+                raise ValueError(
+                    f"{name}={value!r} disagrees with the plan, which implies {name}={implied[name]} "
+                    f"(cls_layout={cls_layout!r}); leave {name} out when passing plan=."
+                )
+        max_seq_length, max_seq_per_pack = implied["max_seq_length"], implied["max_seq_per_pack"]
+    if max_seq_length is None or max_seq_per_pack is None:
+        raise TypeError("pack_dataset needs max_seq_length and max_seq_per_pack, or a plan=.")
+    max_seq_length = check_positive_int(max_seq_length, "max_seq_length", MAX_SEQ_LENGTH_LIMIT)
+    max_seq_per_pack = check_positive_int(max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT)
+    if cls_layout == "tail" and max_seq_per_pack >= max_seq_length:
+        raise ValueError(
+            f"cls_layout='tail' reserves max_seq_per_pack={max_seq_per_pack} positions for [CLS] tokens, "
+            f"which leaves no room in rows of max_seq_length={max_seq_length}."
+        )
+    return max_seq_length, max_seq_per_pack
+
+
+def _check_plan_fits(plan: PackingPlan, histogram: np.ndarray, cls_layout: str) -> None:
+    """A given plan must pack exactly this data's lengths, else rows would be lost or slots left empty."""
+    planned = plan.histogram()
+    if np.array_equal(planned, histogram):
+        return
+    differs = np.flatnonzero(planned != histogram)
+    length = int(differs[0]) + 1
+    what = "lengths without [CLS] (tail layout)" if cls_layout == "tail" else "lengths"
+    raise ValueError(
+        f"The plan does not fit this data: it packs {plan.num_sequences} sequences but the data has "
+        f"{int(histogram.sum())}, and for {len(differs)} {what} the counts differ (length {length}: plan "
+        f"{int(planned[length - 1])}, data {int(histogram[length - 1])}). Make the plan from this data's "
+        "histogram: pack_histogram(sequence_length_histogram(lengths, max_seq_length), ...)."
+    )
+
+
+def _as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Dataset:
+    if isinstance(tokenized, Mapping) and not isinstance(tokenized, datasets.DatasetDict):
+        try:
+            tokenized = datasets.Dataset.from_dict(dict(tokenized))
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as error:
+            raise ValueError(
+                "tokenized, a dict of columns, does not make a table: every column needs one value per row, "
+                f"all of one type, ids within int64 ({type(error).__name__}: {str(error)[:200]})."
+            ) from error
+    if not isinstance(tokenized, datasets.Dataset):
+        raise TypeError(
+            "tokenized must be a datasets.Dataset, DatasetDict or dict of columns, got "
+            f"{type(tokenized).__name__}."
+        )
+    if "input_ids" not in tokenized.column_names:
+        raise ValueError(
+            f"The dataset has no 'input_ids' column (columns: {tokenized.column_names}); "
+            "tokenize it first, e.g. with packbert_utils.tokenize_task."
+        )
+    if {"cls_positions", "example_ids"} <= set(tokenized.column_names):
+        raise ValueError(
+            "tokenized is already packed (it has cls_positions and example_ids columns); pack the "
+            "tokenized rows instead, or use the packed rows as they are."
+        )
+    if len(tokenized) == 0:
+        raise ValueError("The dataset is empty: there is nothing to pack.")
+    return tokenized
+
+
+_MAX_ID = np.iinfo(np.int32).max
+
+
+def _token_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """All values of a list column as one flat int array, and the length of each row.
+
+    Packed columns are int32, so ids must lie in [0, 2**31); anything else is refused rather than wrapped.
+    """
+    column = table.column(name)
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        raise TypeError(f"Column {name!r} must hold one list of integer ids per row, got {column.type}.")
+    array = column.combine_chunks()
+    if array.null_count:
+        bad = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"Row {bad} of column {name!r} is missing (null).")
+    lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = array.flatten()
+    if flat.null_count:
+        raise ValueError(f"Column {name!r} holds {flat.null_count} missing (null) ids inside its lists.")
+    values = flat.to_numpy(zero_copy_only=False)
+    if values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"Column {name!r} must hold integer ids, got {flat.type}; do not pass floats.")
+    if values.size and (values.min() < 0 or values.max() > _MAX_ID):
+        bad = int(np.flatnonzero((values < 0) | (values > _MAX_ID))[0])
+        row = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
+        raise ValueError(
+            f"Column {name!r} holds id {int(values[bad])} (row {row}); ids must lie in [0, {_MAX_ID}]."
+        )
+    return values, lengths
+
+
+def _token_types(table: pa.Table, lengths: np.ndarray, input_ids: np.ndarray) -> np.ndarray:
+    if "token_type_ids" not in table.column_names:
+        return np.zeros_like(input_ids)
+    token_type_ids, type_lengths = _token_column(table, "token_type_ids")
+    if not np.array_equal(type_lengths, lengths):
+        bad = int(np.flatnonzero(type_lengths != lengths)[0])
+        raise ValueError(
+            f"Row {bad} has {type_lengths[bad]} token_type_ids but {lengths[bad]} input_ids; "
+            "both columns must come from the same tokenizer call."
+        )
+    return token_type_ids
+
+
+def _check_unpadded(table: pa.Table, lengths: np.ndarray) -> None:
+    """Padding tokens would be packed as if they were text, changing every prediction: refuse them."""
+    if "attention_mask" not in table.column_names:
+        return
+    mask, mask_lengths = _token_column(table, "attention_mask")
+    if not np.array_equal(mask_lengths, lengths):
+        bad = int(np.flatnonzero(mask_lengths != lengths)[0])
+        raise ValueError(
+            f"Row {bad} has {mask_lengths[bad]} attention_mask values but {lengths[bad]} input_ids."
+        )
+    padded = np.flatnonzero(mask == 0)
+    if len(padded):
+        rows = np.unique(np.searchsorted(np.cumsum(lengths), padded, side="right"))
+        raise ValueError(
+            f"{len(rows)} rows are padded (attention_mask holds {len(padded)} zeros; first: row "
+            f"{int(rows[0])}). "
+            "Packing replaces padding: tokenize with padding=False (tokenize_task does), or drop the pad "
+            "tokens before packing."
+        )
+
+
+def _is_per_token(table: pa.Table, label_column: str | None) -> bool:
+    if label_column is None:
+        return False
+    value_type = _list_value_type(table.column(label_column).type)
+    return value_type is not None and pa.types.is_integer(value_type)
+
+
+def _list_value_type(arrow_type: pa.DataType) -> pa.DataType | None:
+    if (
+        pa.types.is_list(arrow_type)
+        or pa.types.is_large_list(arrow_type)
+        or pa.types.is_fixed_size_list(arrow_type)
+    ):
+        return arrow_type.value_type
+    return None
+
+
+def _labels(table: pa.Table, label_column: str | None, lengths: np.ndarray) -> np.ndarray | None:
+    """The labels as an array: [rows] scalars, [rows, num_labels] floats, or [tokens] per-token ids."""
+    if label_column is None:
+        return None
+    if label_column not in table.column_names:
+        raise ValueError(
+            f"Label column {label_column!r} not found (columns: {table.column_names}). "
+            "Name the right one with label_column=..., or pass label_column=None for unlabeled data."
+        )
+    column = table.column(label_column)
+    if column.null_count:
+        raise ValueError(f"Label column {label_column!r} has {column.null_count} missing values.")
+    value_type = _list_value_type(column.type)
+    if value_type is not None:
+        return _list_labels(table, label_column, value_type, lengths)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise TypeError(
+            f"Label column {label_column!r} must hold one integer (class) or float (regression) value per "
+            f"row, a float vector per row (multi-label) or an int list per token; got {column.type}."
+        )
+    labels = column.to_numpy()
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.isfinite(labels).all():
+            raise ValueError(
+                f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots in packs and "
+                "inf cannot be learned. Remove or fix those rows."
+            )
+        return _float32_labels(labels, label_column)
+    labels = _int64_labels(labels, label_column)
+    if np.any(labels == IGNORE_INDEX):
+        raise ValueError(f"Label column {label_column!r} holds {IGNORE_INDEX}, which marks empty slots.")
+    return labels.astype(np.int64)
+
+
+def _list_labels(
+    table: pa.Table, label_column: str, value_type: pa.DataType, lengths: np.ndarray
+) -> np.ndarray:
+    array = table.column(label_column).combine_chunks()
+    if isinstance(array, pa.FixedSizeListArray):
+        array = array.cast(pa.list_(value_type))
+    widths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = array.flatten()
+    if flat.null_count:
+        raise ValueError(
+            f"Label column {label_column!r} holds {flat.null_count} missing values in its lists."
+        )
+    values = flat.to_numpy(zero_copy_only=False)
+    if pa.types.is_integer(value_type):  # one label per token
+        if not np.array_equal(widths, lengths):
+            bad = int(np.flatnonzero(widths != lengths)[0])
+            raise ValueError(
+                f"Label column {label_column!r} holds integer lists, read as one label per token, but row "
+                f"{bad} has {widths[bad]} labels for {lengths[bad]} tokens. Align labels to tokens "
+                f"({IGNORE_INDEX} for tokens without one); multi-label rows must be float vectors."
+            )
+        return _int64_labels(values, label_column)
+    if pa.types.is_floating(value_type):  # multi-label: one float vector per row
+        if len(widths) and (widths.min() != widths.max() or widths[0] == 0):
+            raise ValueError(
+                f"Label column {label_column!r} holds float vectors (multi-label) of {widths.min()} to "
+                f"{widths.max()} values; every row needs one value per label, the same number."
+            )
+        if not np.isfinite(values).all():
+            raise ValueError(f"Label column {label_column!r} holds NaN or inf; NaN marks empty slots.")
+        return _float32_labels(values, label_column).reshape(len(widths), -1)
+    raise TypeError(
+        f"Label column {label_column!r} holds lists of {value_type}; use float vectors (multi-label) or "
+        "integer lists as long as input_ids (token classification)."
+    )
+
+
+def _float32_labels(labels: np.ndarray, label_column: str) -> np.ndarray:
+    """Packed float labels are float32: a finite value beyond its range would become inf, so refuse it."""
+    with np.errstate(over="ignore"):
+        converted = labels.astype(np.float32)
+    if not np.isfinite(converted).all():
+        bad = labels[~np.isfinite(converted)][0]
+        raise ValueError(
+            f"Label column {label_column!r} holds {float(bad)!r}, beyond float32 (the packed labels' type); "
+            "rescale it."
+        )
+    return converted
+
+
+def _int64_labels(labels: np.ndarray, label_column: str) -> np.ndarray:
+    if labels.dtype.kind == "u" and labels.max(initial=0) > np.iinfo(np.int64).max:
+        raise ValueError(
+            f"Label column {label_column!r} holds {int(labels.max())}, beyond int64; fix the labels."
+        )
+    return labels.astype(np.int64)
+
+
+def _check_lengths(lengths: np.ndarray, max_seq_length: int, max_seq_per_pack: int, cls_layout: str) -> None:
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        raise ValueError(
+            f"{len(empty)} rows have no tokens (first: row {int(empty[0])}); remove them before packing."
+        )
+    too_long = np.flatnonzero(lengths > max_seq_length)
+    if len(too_long):
+        raise ValueError(
+            f"{len(too_long)} sequences are longer than max_seq_length={max_seq_length} (longest: "
+            f"{int(lengths.max())} tokens, row {int(too_long[0])} is one). Tokenize with truncation at "
+            "max_seq_length or raise max_seq_length; packing never cuts sequences."
+        )
+    if cls_layout == "tail":
+        limit = max_seq_length - max_seq_per_pack + 1
+        tail_bad = np.flatnonzero((lengths > limit) | (lengths < 2))
+        if len(tail_bad):
+            raise ValueError(
+                f"cls_layout='tail' reserves {max_seq_per_pack} positions for [CLS] tokens, so sequences "
+                f"must have 2 to {limit} tokens; {len(tail_bad)} do not (row {int(tail_bad[0])} has "
+                f"{int(lengths[tail_bad[0]])}). Lower max_seq_per_pack, truncate to {limit} tokens, "
+                "or use cls_layout='inplace'."
+            )
+
+
+def _expand_plan(
+    strategies: tuple[tuple[int, ...], ...], counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per slot of every pack: its pack, slot index, start offset and length."""
+    entry_length, entry_index, entry_offset, entry_count, entry_first_pack = [], [], [], [], []
+    first_pack = 0
+    for strategy, count in zip(strategies, counts, strict=True):
+        offset = 0
+        for index, length in enumerate(strategy):
+            entry_length.append(length)
+            entry_index.append(index)
+            entry_offset.append(offset)
+            entry_count.append(count)
+            entry_first_pack.append(first_pack)
+            offset += length
+        first_pack += int(count)
+    entry_count = np.asarray(entry_count, dtype=np.int64)
+    entry_start = np.zeros(len(entry_count), dtype=np.int64)
+    np.cumsum(entry_count[:-1], out=entry_start[1:])
+    within = np.arange(int(entry_count.sum()), dtype=np.int64) - np.repeat(entry_start, entry_count)
+    slot_pack = np.repeat(np.asarray(entry_first_pack, dtype=np.int64), entry_count) + within
+    slot_index = np.repeat(np.asarray(entry_index, dtype=np.int64), entry_count)
+    slot_offset = np.repeat(np.asarray(entry_offset, dtype=np.int64), entry_count)
+    slot_length = np.repeat(np.asarray(entry_length, dtype=np.int64), entry_count)
+    return slot_pack, slot_index, slot_offset, slot_length
+
+
+def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None) -> np.ndarray:
+    """For every slot, a source row of the slot's length; each row used once.
+
+    The plan reproduces the length histogram exactly, so sorting rows and slots by length and
+    pairing them in that order fills every slot with a row of the right length.
+    """
+    if seed is None:
+        rows_by_length = np.argsort(lengths, kind="stable")
+    else:
+        shuffled = np.random.default_rng(seed).permutation(len(lengths))
+        rows_by_length = shuffled[np.argsort(lengths[shuffled], kind="stable")]
+    slots_by_length = np.argsort(slot_length, kind="stable")
+    if len(slots_by_length) != len(rows_by_length) or not np.array_equal(
+        lengths[rows_by_length], slot_length[slots_by_length]
+    ):
+        raise RuntimeError("The packing plan does not reproduce the length histogram; this is a bug.")
+    row_of_slot = np.empty(len(slot_length), dtype=np.int64)
+    row_of_slot[slots_by_length] = rows_by_length
+    return row_of_slot
+
+
+def _fixed_size(flat: np.ndarray | pa.Array, width: int) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(flat if isinstance(flat, pa.Array) else pa.array(flat), width)
+
+
+__all__ = ["CLS_LAYOUTS", "pack_dataset", "packed_plan", "unpack", "unpack_tokens"]

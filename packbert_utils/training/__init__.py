@@ -1,0 +1,1 @@
+"""Stage 4, training: the Hugging Face Trainer on packed rows and on the unpacked baselines."""
