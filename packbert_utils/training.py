@@ -29,7 +29,6 @@ from transformers import (
     DataCollatorWithPadding,
     PreTrainedModel,
     PrinterCallback,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
     default_data_collator,
@@ -51,6 +50,7 @@ from .modeling import PackedModelForSequenceClassification, PackedModelForTokenC
 from .offline import default_checkpoint
 from .packed_dataset import pack_dataset, packed_plan
 from .packing import ALGORITHMS
+from .step_loss import StepMeanTrainer
 from .tasks import TaskDatasetDict, TaskSpec, get_task
 from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
@@ -500,7 +500,9 @@ class _ThroughputCounter(TrainerCallback):
         return values[0], values[1], values[2]
 
 
-class _CountingTrainer(Trainer):
+class _CountingTrainer(StepMeanTrainer):
+    """Each optimizer step follows the mean loss over its real sequences or tokens (`step_loss`)."""
+
     def __init__(self, *args: Any, counter: _ThroughputCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._counter = counter
