@@ -32,6 +32,8 @@ Evaluation losses stay means per batch.
 3
 >>> count_loss_items(None, {"labels": tensor([0.5, 1.5])})  # one float target per row
 2
+>>> count_loss_items(None, {"input_ids": tensor([[5, 6]])}) is None  # nothing it knows how to count
+True
 """
 
 from __future__ import annotations
@@ -44,20 +46,22 @@ from transformers import Trainer
 from .checks import IGNORE_INDEX
 
 
-def count_loss_items(model: Any, batch: dict[str, Any]) -> int:
+def count_loss_items(model: Any, batch: dict[str, Any]) -> int | None:
     """The number of items `model`'s loss averages over in `batch`: the terms a step's mean divides by.
 
     A model that knows its own rule (the packed models' `count_loss_items`) decides. Otherwise the
     plain transformers convention: class ids count where they are not IGNORE_INDEX (sequence labels,
-    or per-token labels), float targets (regression, multi-label) count one per row. A batch without
-    labels counts 0.
+    or per-token labels), float targets (regression, multi-label) count one per row, question-answering
+    windows (`start_positions`) one per row. None if the batch has none of these: the Trainer then
+    keeps its own arithmetic for that step.
     """
     own_rule = getattr(model, "count_loss_items", None)
     if callable(own_rule):
         return int(own_rule(batch))
     labels = batch.get("labels")
     if labels is None:
-        return 0
+        positions = batch.get("start_positions")
+        return None if positions is None else len(positions)
     if not isinstance(labels, torch.Tensor):
         raise TypeError(
             f"batch['labels'] must be a torch.Tensor to count the loss's items, got {type(labels).__name__}; "
@@ -98,10 +102,15 @@ class StepMeanTrainer(Trainer):
     def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> tuple:
         """The step's micro-batches, and the number of real items in them over all processes."""
         batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
-        local = sum(count_loss_items(self.model, batch) for batch in batches)
+        counts = [count_loss_items(self.model, batch) for batch in batches]
+        # Without a count (no labels the rule knows), the Trainer's own scaling: mean of micro-batch means.
+        self.loss_is_scaled_for_ga = None not in counts
+        if not self.loss_is_scaled_for_ga:
+            return batches, None
+        local = sum(counts)
         if self._sums_over_processes():
-            counts = self.accelerator.gather(torch.tensor([local], device=device, dtype=torch.long))
-            return batches, int(counts.sum())
+            totals = self.accelerator.gather(torch.tensor([local], device=device, dtype=torch.long))
+            return batches, int(totals.sum())
         return batches, local
 
     def compute_loss(
@@ -112,7 +121,7 @@ class StepMeanTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> Any:
         """This micro-batch's summed loss over the step's item count (training); the Trainer's otherwise."""
-        if num_items_in_batch is None:  # evaluation: the mean over the batch
+        if num_items_in_batch is None:  # evaluation, or a step without a count: the Trainer's own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         step_items = max(int(num_items_in_batch), 1)  # a step without items: loss 0, not NaN
         if callable(getattr(self.model, "count_loss_items", None)):
@@ -121,9 +130,11 @@ class StepMeanTrainer(Trainer):
         else:  # a plain model's loss is its mean over this micro-batch's items
             outputs = model(**inputs)
             mean = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
-            items = count_loss_items(self.model, inputs)
-            logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
-            loss = mean * (items / step_items) if items else logits.sum() * 0.0
+            items = count_loss_items(self.model, inputs) or 0
+            if items:
+                loss = mean * (items / step_items)
+            else:  # its mean over no item is NaN; this batch adds nothing (and no NaN) to the step
+                loss = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
         if self._sums_over_processes():
             loss = loss * self.accelerator.num_processes  # DDP averages the processes' gradients
         return (loss, outputs) if return_outputs else loss

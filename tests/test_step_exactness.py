@@ -329,6 +329,22 @@ def test_one_unpadded_baseline_step_is_the_mean_over_its_items(cases, tokenizer,
     assert _relative_error(update, expected) < TOLERANCE
 
 
+def test_a_micro_batch_without_labelled_tokens_adds_nothing(cases, tokenizer):
+    """A plain token classifier's mean over no labelled token is NaN; the step skips it, stays exact."""
+    case = cases["token_classification"]
+    sequences = [s for group in case["groups"] for s in group][:3]
+    sequences[1] = {**sequences[1], "label": [IGNORE_INDEX] * len(sequences[1]["label"])}
+    rows = [{"input_ids": s["input_ids"], "labels": s["label"]} for s in sequences]
+    labelled = [sequences[0], sequences[2]]
+    summed = _summed_gradient(case["plain"], labelled, "token_classification")
+    expected = {name: -LR * g / _items(labelled, "token_classification") for name, g in summed.items()}
+    collator = DataCollatorForTokenClassification(tokenizer, padding="longest")
+    model = copy.deepcopy(case["plain"])
+    update, trained = _trainer_update(model, datasets.Dataset.from_list(rows), 1, 3, collator=collator)
+    assert trained == 3
+    assert _relative_error(update, expected) < TOLERANCE
+
+
 def test_a_step_on_real_text_with_minilm(tokenizer, tmp_path):
     """The bundled MiniLM on Rotten Tomatoes snippets, packs of 1, 3 and 4: one accumulated step."""
     snippets = load_task("rotten_tomatoes")["train"].select(range(40))
