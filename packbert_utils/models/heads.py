@@ -46,7 +46,7 @@ from .attention import NAME as PACKED_SDPA
 from .attention import SequenceBuckets, register
 from .families import FAMILIES, SUPPORTED_FAMILIES, Family, check_supported_config, family_of
 from .inputs import PackedBatch, check_packed_inputs, derive_cls_positions, derive_position_ids
-from .losses import SUPPORTED_PROBLEM_TYPES, packed_sequence_loss, packed_token_loss
+from .losses import SUPPORTED_PROBLEM_TYPES, loss_items, packed_sequence_loss, packed_token_loss
 from .summary_layer import supports_summaries
 
 register()  # attn_implementation="packed_sdpa" loads like "sdpa" once this module is imported
@@ -66,6 +66,7 @@ class _PackedModel:
 
     # Losses are means over the real sequences (or labelled tokens) of a batch: the Trainer must not
     # divide a sum by its own count of labels != IGNORE_INDEX, which is wrong for NaN-padded labels.
+    # `step_loss.StepMeanTrainer` passes the right count instead, from `count_loss_items`.
     accepts_loss_kwargs = False
     _packbert_task = ""
     _packbert_family: Family | None = None
@@ -399,6 +400,16 @@ class PackedModelForSequenceClassification(_PackedModel):
         )
         return output if return_dict else output.to_tuple()
 
+    def count_loss_items(self, batch: dict[str, Any]) -> int:
+        """The number of sequences the loss of `batch` averages over: its labelled, filled slots.
+
+        A training step divides its summed loss by the sum of these counts over its micro-batches and
+        processes (`step_loss.StepMeanTrainer`). Empty slots do not count, whether marked IGNORE_INDEX or
+        NaN; a multi-label slot counts once.
+        """
+        labels = batch.get("labels")
+        return 0 if labels is None else int(loss_items(labels, self.config.problem_type).sum())
+
     def _trims_last_layer(self, kwargs: dict[str, Any]) -> bool:
         """Whether this forward runs the last layer at the [CLS] tokens only (see `trim_last_layer`)."""
         wants_layers = any(
@@ -462,6 +473,11 @@ class PackedModelForTokenClassification(_PackedModel):
         """A packed view of a loaded plain (or packed) token classifier, sharing its modules."""
         return cls._from_model(model, max_seq_per_pack=max_seq_per_pack)
 
+    def count_loss_items(self, batch: dict[str, Any]) -> int:
+        """The number of tokens the loss of `batch` averages over: those labelled, not IGNORE_INDEX."""
+        labels = batch.get("labels")
+        return 0 if labels is None else int(loss_items(labels, "token_classification").sum())
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -475,7 +491,8 @@ class PackedModelForTokenClassification(_PackedModel):
         """Classify every token of every pack; inputs as for the sequence classifier.
 
         `labels` [batch, seq]: class ids, `IGNORE_INDEX` for unlabelled tokens and padding; the loss is
-        the mean over labelled tokens, the plain model's loss on the same sequences.
+        the mean over labelled tokens, the plain model's loss on the same sequences (with the Trainer's
+        `num_items_in_batch`: their summed loss divided by it).
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         kwargs.pop("example_ids", None)

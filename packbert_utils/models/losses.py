@@ -14,7 +14,9 @@ marked in the labels themselves:
 
 The loss is the mean over real items (slots, or labelled tokens). If `num_items_in_batch` is given
 (the Trainer's convention for losses summed over gradient-accumulation steps), the sum is divided by
-it instead. A batch without a real item gives 0 with a gradient, not NaN.
+it instead: the count of items of the whole optimizer step, over its micro-batches and processes
+(`step_loss.StepMeanTrainer` supplies it, counted by `loss_items`). A batch without a real item gives
+0 with a gradient, not NaN.
 """
 
 from __future__ import annotations
@@ -61,14 +63,14 @@ def packed_sequence_loss(
             )
         if bool(torch.isinf(labels).any()):
             raise ValueError("labels hold inf; regression targets must be finite (NaN marks empty slots).")
-        valid = ~torch.isnan(labels)
+        valid = loss_items(labels, problem_type)
         targets = torch.where(valid, labels, torch.zeros_like(labels)).float()
         per_slot = (logits.squeeze(-1).float() - targets) ** 2
     elif problem_type == "multi_label_classification":
         _check_shape(
             labels, (batch, m, num_labels), "[batch, max_seq_per_pack, num_labels] (NaN rows: empty)"
         )
-        valid = _multi_label_slots(labels)
+        valid = loss_items(labels, problem_type)
         targets = torch.where(valid[..., None], labels, torch.zeros_like(labels)).float()
         per_slot = nn.functional.binary_cross_entropy_with_logits(
             logits.float(), targets, reduction="none"
@@ -77,7 +79,7 @@ def packed_sequence_loss(
         _check_shape(labels, (batch, m), f"[batch, max_seq_per_pack] ({IGNORE_INDEX} for empty slots)")
         _check_class_ids(labels, num_labels, "single_label_classification", "empty slots")
         labels = labels.long()
-        valid = labels != IGNORE_INDEX
+        valid = loss_items(labels, problem_type)
         per_slot = nn.functional.cross_entropy(
             logits.reshape(-1, num_labels).float(),
             labels.reshape(-1),
@@ -115,7 +117,7 @@ def packed_token_loss(
     _check_shape(labels, (batch, length), f"[batch, seq], one class id per token ({IGNORE_INDEX}: none)")
     _check_class_ids(labels, num_labels, "token classification", "unlabelled tokens and padding")
     labels = labels.long()
-    valid = labels != IGNORE_INDEX
+    valid = loss_items(labels, "token_classification")
     if sequence_index is not None and bool((valid & (sequence_index == 0)).any()):
         raise ValueError(
             "labels give a class to padding tokens (attention_mask 0); padding must be labelled "
@@ -125,6 +127,36 @@ def packed_token_loss(
         logits.reshape(-1, num_labels).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
     )
     return _average(total, valid, num_items_in_batch)
+
+
+def loss_items(labels: torch.Tensor, problem_type: str) -> torch.Tensor:
+    """Which label entries the loss averages over: a bool mask of the real slots (or labelled tokens).
+
+    This one rule serves the loss and the count of items of a training step (`count_loss_items`), so
+    that a step's summed loss is divided by exactly the number of terms it holds. It is not "labels
+    different from -100" (the Trainer's count): NaN marks empty regression and multi-label slots, and a
+    multi-label slot is one item, not `num_labels` of them.
+
+    >>> loss_items(torch.tensor([[0.5, float("nan")]]), "regression")
+    tensor([[ True, False]])
+    >>> loss_items(torch.full((1, 2, 3), float("nan")), "multi_label_classification")
+    tensor([[False, False]])
+    >>> int(loss_items(torch.tensor([[4, IGNORE_INDEX, 1]]), "token_classification").sum())
+    2
+    """
+    _check_tensor(labels)
+    if problem_type == "regression":
+        if labels.dim() == 3 and labels.shape[-1] == 1:
+            labels = labels.squeeze(-1)
+        return ~torch.isnan(labels)
+    if problem_type == "multi_label_classification":
+        return _multi_label_slots(labels)
+    if problem_type in ("single_label_classification", "token_classification"):
+        return labels != IGNORE_INDEX
+    raise ValueError(
+        f"problem_type {problem_type!r} is not supported; use one of "
+        f"{(*SUPPORTED_PROBLEM_TYPES, 'token_classification')}."
+    )
 
 
 def _average(
@@ -203,4 +235,4 @@ def _multi_label_slots(labels: torch.Tensor) -> torch.Tensor:
     return real
 
 
-__all__ = ["SUPPORTED_PROBLEM_TYPES", "packed_sequence_loss", "packed_token_loss"]
+__all__ = ["SUPPORTED_PROBLEM_TYPES", "loss_items", "packed_sequence_loss", "packed_token_loss"]

@@ -29,7 +29,6 @@ from transformers import (
     DataCollatorWithPadding,
     PreTrainedModel,
     PrinterCallback,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
     default_data_collator,
@@ -54,6 +53,7 @@ from ..models.heads import PackedModelForSequenceClassification, PackedModelForT
 from ..offline import default_checkpoint
 from ..packing.dataset import pack_dataset, packed_plan
 from ..packing.plan import ALGORITHMS
+from .step_loss import StepMeanTrainer
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 """packed: several sequences per row. max_length: every sequence padded to max_seq_length (the
@@ -501,7 +501,9 @@ class _ThroughputCounter(TrainerCallback):
         return values[0], values[1], values[2]
 
 
-class _CountingTrainer(Trainer):
+class _CountingTrainer(StepMeanTrainer):
+    """Each optimizer step follows the mean loss over its real sequences or tokens (`step_loss`)."""
+
     def __init__(self, *args: Any, counter: _ThroughputCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._counter = counter
