@@ -111,6 +111,12 @@ def load_task(
     if isinstance(name, str) and name not in TASKS and is_local_path(name):
         return _load_local(name, text_columns, label_column, validation_fraction, test_fraction, seed)
     spec = get_task(name, text_columns=text_columns, label_column=label_column)  # lists valid names
+    if spec.is_question_answering:
+        from .squad import load_squad  # SQuAD: package files, else the hub
+
+        return load_squad(
+            spec, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+        )
     if spec.offline:
         return _load_offline(spec, validation_fraction, test_fraction, seed)
     if (validation_fraction, test_fraction, seed) != (0.1, 0.1, 0):

