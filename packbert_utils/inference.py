@@ -449,7 +449,7 @@ def _packed_model(
     Instances are wrapped, not copied: `packed_class.from_model` shares their modules under a copy of
     their config.
     """
-    task = "token" if packed_class is PackedModelForTokenClassification else "sequence"
+    task = packed_class._packbert_task  # "sequence", "token" or "question_answering"
     if isinstance(model_or_path, str | os.PathLike):
         name = os.fspath(model_or_path)
         model, info = packed_class.from_pretrained(
