@@ -455,7 +455,7 @@ def _packed_model(
         model, info = packed_class.from_pretrained(
             name, max_seq_per_pack=max_seq_per_pack, output_loading_info=True
         )
-        missing = sorted(key for key in info["missing_keys"] if "classifier." in key)
+        missing = sorted(key for key in info["missing_keys"] if "classifier." in key or "qa_outputs." in key)
         if missing:
             raise ValueError(
                 f"Checkpoint {name!r} has no trained classification head ({', '.join(missing)} missing), so "
