@@ -51,6 +51,7 @@ from .modeling import PackedModelForSequenceClassification, PackedModelForTokenC
 from .offline import default_checkpoint
 from .packed_dataset import pack_dataset, packed_plan
 from .packing import ALGORITHMS
+from .qa_training import fine_tune_qa, is_question_answering
 from .tasks import TaskDatasetDict, TaskSpec, get_task
 from .tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 
@@ -159,6 +160,8 @@ def fine_tune(
     >>> sorted(result.metrics)  # doctest: +SKIP
     ['accuracy', 'f1']
     """
+    if is_question_answering(task, dataset):  # windows, start/end labels, decoded answers (squad)
+        return fine_tune_qa(**locals())
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
     _check_settings(
