@@ -45,7 +45,7 @@ from .packed_dataset import pack_dataset, packed_plan
 from .qa_inference import PackedQuestionAnswerer
 from .question_answering import PackedModelForQuestionAnswering
 from .squad import DOC_STRIDE, squad_windows
-from .tasks import TaskDatasetDict, get_task, is_local_path
+from .tasks import TaskDatasetDict, check_columns_agree, get_task, is_local_path
 from .tokenizing import load_tokenizer
 
 POSITIONS = {"start_positions": IGNORE_INDEX, "end_positions": IGNORE_INDEX}
@@ -144,6 +144,7 @@ def fine_tune_qa(
             f"processes = {gradient_accumulation_steps * world_size}; raise it."
         )
     raw = load_task(task) if dataset is None else TaskDatasetDict(dataset, task=get_task(task or dataset))
+    check_columns_agree(raw.task, text_columns, label_column)  # they only describe local files
     if "train" not in raw or eval_split not in raw:
         raise ValueError(
             f"fine_tune needs a 'train' split and eval_split={eval_split!r}; the data has {list(raw)}."

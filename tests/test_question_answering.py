@@ -80,6 +80,29 @@ def test_every_family_is_exact(family: str, attention: str) -> None:
     assert type(out).__name__ == "PackedQuestionAnsweringOutput"
 
 
+def test_tail_layout_is_exact_too() -> None:
+    config = exactness.tiny_config("BERT", num_labels=2)
+    torch.manual_seed(3)
+    plain = AutoModelForQuestionAnswering.from_config(config, attn_implementation="sdpa").eval()
+    windows = _random_windows(config, np.random.default_rng(3))
+    packed_model = PackedModelForQuestionAnswering.from_model(plain, max_seq_per_pack=3)
+    packed = pack_dataset(windows, 40, 3, cls_layout="tail", label_column=None, carry=CARRY)
+    columns = {k: torch.tensor(np.asarray(packed[k])) for k in packed.column_names if k != "example_ids"}
+    with torch.no_grad():
+        out = packed_model(**columns)
+    losses = []
+    for r, m in zip(*np.nonzero(np.asarray(packed["example_ids"]) >= 0), strict=True):
+        w = packed["example_ids"][r][m]
+        ids, types = windows["input_ids"][w], windows["token_type_ids"][w]
+        labels = {name: torch.tensor([windows[name][w]]) for name in CARRY}
+        with torch.no_grad():
+            alone = plain(input_ids=torch.tensor([ids]), token_type_ids=torch.tensor([types]), **labels)
+        assert torch.allclose(out.start_logits[r, m, : len(ids)], alone.start_logits[0], atol=EXACT)
+        assert torch.allclose(out.end_logits[r, m, : len(ids)], alone.end_logits[0], atol=EXACT)
+        losses.append(float(alone.loss))
+    assert float(out.loss) == pytest.approx(float(np.mean(losses)), abs=EXACT)
+
+
 def test_gradients_equal_the_plain_models() -> None:
     config = exactness.tiny_config("RoBERTa", num_labels=2)
     torch.manual_seed(1)
