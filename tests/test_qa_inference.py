@@ -103,3 +103,13 @@ def test_answerer_refuses_bad_input(qa_model, tokenizer) -> None:
     with pytest.raises(ValueError, match="stride=64 must be below"):
         PackedQuestionAnswerer(qa_model, tokenizer, max_seq_length=64, stride=64)
     assert answerer.answer([], []) == ([], pytest.approx(np.zeros(0)))
+
+
+def test_a_checkpoint_without_a_qa_head_is_refused(tmp_path, tokenizer) -> None:
+    from transformers import AutoModel
+
+    from packbert_utils import exactness
+
+    AutoModel.from_config(exactness.tiny_config("BERT", num_labels=2)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="qa_outputs"):
+        PackedQuestionAnswerer(tmp_path, tokenizer)
