@@ -65,7 +65,7 @@ def _compare(plain, windows: dict[str, list], max_seq_length: int, max_seq_per_p
     assert torch.isneginf(start[torch.from_numpy(empty)]).all()
     assert sorted(example_ids[~empty].tolist()) == list(range(len(windows["input_ids"])))
     loss_difference = abs(float(out.loss.detach()) - float(np.mean(losses)))
-    assert float(summed) == pytest.approx(float(np.sum(losses)) / 7, abs=EXACT)
+    assert float(summed.detach()) == pytest.approx(float(np.sum(losses)) / 7, abs=EXACT)
     return difference, loss_difference, out
 
 
