@@ -56,7 +56,9 @@ _PUBLIC = {
     "models.heads": ("PackedModelForSequenceClassification", "PackedModelForTokenClassification"),
     "models.exactness": ("EXACT", "exactness_table"),
     "metrics.scores": ("predicted_labels", "task_metrics"),
-    "training.trainer": ("VARIANTS", "TrainingResult", "fine_tune"),
+    "training.config": ("TrainingConfig",),
+    "training.runner": ("VARIANTS", "TrainingResult"),
+    "training.trainer": ("fine_tune",),
     "inference.predictors": ("PackedTextClassifier", "PackedTokenClassifier"),
     "inference.inputs": ("words_of",),
     "viz.packing_plots": (
@@ -129,7 +131,9 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     from .packing.report import packing_report, plan_table
     from .packing.unpacking import unpack, unpack_tokens
     from .timing import interleaved_seconds, median_seconds
-    from .training.trainer import VARIANTS, TrainingResult, fine_tune
+    from .training.config import TrainingConfig
+    from .training.runner import VARIANTS, TrainingResult
+    from .training.trainer import fine_tune
     from .viz.packing_plots import (
         plot_attention_mask,
         plot_differences,

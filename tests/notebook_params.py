@@ -55,6 +55,15 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "sequences_per_step": 16,
         "max_steps": 3,
     },
+    # 2 packed training steps of 8 windows on 24 questions, 16 dev questions answered.
+    "08_question_answering.ipynb": {
+        "histogram_questions": 150,
+        "train_questions": 24,
+        "max_steps": 2,
+        "sequences_per_step": 8,
+        "eval_questions": 16,
+        "num_shown": 3,
+    },
 }
 
 

@@ -127,6 +127,7 @@ def test_every_split_has_idx_and_the_task_columns(loaded: dict[str, datasets.Dat
         "movie_match": ["movie", "plot_movie"],
         "wnut16": ["id", "copies", "tag_variants"],
         "review_affect": ["movie", "sentiment"],
+        "squad": ["id", "title"],
     }
     for name, splits in loaded.items():
         spec = get_task(name)

@@ -2,7 +2,7 @@
 
 The unpacked definition: the mean loss over all items of the step (sequences; labelled tokens for the
 token head), computed with the plain transformers model on the sequences in one batch, and one plain
-SGD step by hand. The packed step runs through `fine_tune`'s Trainer class (`training._CountingTrainer`)
+SGD step by hand. The packed step runs through `fine_tune`'s Trainer class (`training.runner.CountingTrainer`)
 with fine_tune's Trainer settings except the optimizer (plain SGD, constant learning rate, no weight decay,
 no clipping, so that the update is the gradient), dropout 0 and fp32. The weight updates must agree to
 1e-4 (relative, over all parameters).
@@ -44,8 +44,8 @@ from packbert_utils.models.heads import (
     PackedModelForSequenceClassification,
     PackedModelForTokenClassification,
 )
+from packbert_utils.training.runner import CountingTrainer, ThroughputCounter
 from packbert_utils.training.step_loss import StepMeanTrainer, count_loss_items
-from packbert_utils.training.trainer import _CountingTrainer, _ThroughputCounter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -222,9 +222,9 @@ def _trainer_update(
 ) -> tuple[dict[str, torch.Tensor], int]:
     """Weight change of one Trainer step, and the real sequences it trained on (over all processes)."""
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    counter = _ThroughputCounter(packed=collator is default_data_collator)
+    counter = ThroughputCounter(packed=collator is default_data_collator)
     with tempfile.TemporaryDirectory() as folder:
-        trainer = _CountingTrainer(
+        trainer = CountingTrainer(
             model=model,
             args=_arguments(folder, batch_size, accumulation, **extra),
             train_dataset=train,

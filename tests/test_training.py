@@ -14,7 +14,8 @@ import torch
 from transformers import AutoModel
 
 from packbert_utils import default_checkpoint, get_task, load_task
-from packbert_utils.training.trainer import VARIANTS, fine_tune
+from packbert_utils.training.runner import VARIANTS
+from packbert_utils.training.trainer import fine_tune
 
 TINY = {
     "max_seq_length": 64,

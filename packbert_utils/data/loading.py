@@ -23,6 +23,7 @@ import pyarrow as pa
 from ..offline import HUB_PROBE_TIMEOUT_S, hub_errors, hub_or_cache
 from .corpora import read_corpus
 from .local_files import build_splits, label_feature, load_local_file
+from .squad import load_squad
 from .task_spec import TaskDatasetDict, TaskSpec, check_columns_agree, is_local_path
 from .tasks import TASKS, get_task, offline_alternatives
 
@@ -99,6 +100,10 @@ def load_task(
     if isinstance(name, str) and name not in TASKS and is_local_path(name):
         return load_local_file(name, text_columns, label_column, validation_fraction, test_fraction, seed)
     spec = get_task(name, text_columns=text_columns, label_column=label_column)  # lists valid names
+    if spec.is_question_answering:  # SQuAD: the package's files, else the hub
+        return load_squad(
+            spec, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+        )
     if spec.offline:
         return _load_offline(spec, validation_fraction, test_fraction, seed)
     if (validation_fraction, test_fraction, seed) != (0.1, 0.1, 0):

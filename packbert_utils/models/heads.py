@@ -58,7 +58,7 @@ _HUB_ARGUMENTS = ("cache_dir", "force_download", "local_files_only", "token", "r
 _CONCRETE: dict[tuple[type, str], type] = {}
 
 
-class _PackedModel:
+class PackedModel:
     """What both packed tasks share: family dispatch, loading, saving, input checks and the encoder call.
 
     Mixed in before a family's transformers class; the generic task classes dispatch to those.
@@ -132,7 +132,7 @@ class _PackedModel:
         target._apply_settings(config, **settings)
         try:
             with contextlib.nullcontext() if is_local else hub_or_cache():
-                return super(_PackedModel, target).from_pretrained(name, *model_args, config=config, **kwargs)
+                return super(PackedModel, target).from_pretrained(name, *model_args, config=config, **kwargs)
         except OSError as err:
             if is_local:
                 raise
@@ -251,7 +251,7 @@ class _PackedModel:
         return self._packbert_family.encode(self, **self.packed_encoder_inputs(batch), **kwargs)
 
 
-class PackedModelForSequenceClassification(_PackedModel):
+class PackedModelForSequenceClassification(PackedModel):
     """A sequence classifier over packs: logits [batch, max_seq_per_pack, num_labels], one row per slot.
 
     Load any supported checkpoint with `from_pretrained`; the result is the family's own
@@ -424,7 +424,7 @@ class PackedModelForSequenceClassification(_PackedModel):
         )
 
 
-class PackedModelForTokenClassification(_PackedModel):
+class PackedModelForTokenClassification(PackedModel):
     """A token classifier over packs: logits [batch, seq, num_labels] for every token of every pack.
 
     The family's own token head runs on the packed encoder's states, so each token gets the logits it

@@ -41,6 +41,7 @@ def pack_dataset(
     seed: int | None = None,
     *,
     plan: PackingPlan | None = None,
+    carry: Mapping[str, int] | None = None,
 ) -> datasets.Dataset | datasets.DatasetDict:
     """Pack tokenized, unpadded sequences into rows of `max_seq_length` tokens.
 
@@ -65,6 +66,12 @@ def pack_dataset(
     max_seq_per_pack`). `seed` shuffles which sequences of equal length share a pack (None keeps the
     source order). Use `label_column=None` for unlabeled data: the `labels` column is then left out.
 
+    `carry` names further integer columns to move with their rows, each with the value that fills
+    the places no sequence occupies: an int list as long as the row's `input_ids` moves with its
+    tokens ([max_seq_length], e.g. character offsets of question-answering windows), one int per row
+    moves to the row's slot ([max_seq_per_pack], e.g. answer start/end positions, which count from the
+    sequence's first token and so stay valid in the "inplace" layout).
+
     >>> rows = {"input_ids": [[101, 7, 102], [101, 8, 9, 102], [101, 102]], "label": [0, 1, 0]}
     >>> packed = pack_dataset(rows, max_seq_length=8, max_seq_per_pack=2)
     >>> packed.num_rows, packed[0]["attention_mask"]
@@ -85,7 +92,14 @@ def pack_dataset(
         return datasets.DatasetDict(
             {
                 name: pack_dataset(
-                    split, max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column, seed
+                    split,
+                    max_seq_length,
+                    max_seq_per_pack,
+                    algorithm,
+                    cls_layout,
+                    label_column,
+                    seed,
+                    carry=carry,
                 )
                 for name, split in tokenized.items()
             }
@@ -98,6 +112,7 @@ def pack_dataset(
     _check_unpadded(table, lengths)
     labels = _labels(table, label_column, lengths)
     _check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
+    carried = _carried_columns(table, carry, lengths, label_column)
 
     # In the tail layout only the body (everything after [CLS]) is placed by the plan; the
     # [CLS] tokens go to the reserved tail, so the body capacity is max_seq_length - max_seq_per_pack.
@@ -167,9 +182,14 @@ def pack_dataset(
         else:
             columns["labels"] = per_slot_values(labels, IGNORE_INDEX, np.int64)
     columns["example_ids"] = per_slot_values(np.arange(num_rows), -1, np.int64)
+    for name, (values, fill, per_token_values) in carried.items():
+        columns[name] = (
+            per_token(values, fill, np.int64) if per_token_values else per_slot_values(values, fill, np.int64)
+        )
     # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
     # instead would take longer than building it.
     settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
+    settings += (sorted((carry or {}).items()),)
     settings += (plan.counts.tobytes(),)
     fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
     return datasets.Dataset(InMemoryTable(pa.table(columns)), fingerprint=fingerprint)
@@ -361,6 +381,57 @@ def _check_unpadded(table: pa.Table, lengths: np.ndarray) -> None:
             "Packing replaces padding: tokenize with padding=False (tokenize_task does), or drop the pad "
             "tokens before packing."
         )
+
+
+_PACKED_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "cls_positions", "labels")
+
+
+def _carried_columns(
+    table: pa.Table, carry: Mapping[str, int] | None, lengths: np.ndarray, label_column: str | None
+) -> dict[str, tuple[np.ndarray, int, bool]]:
+    """The `carry` columns as (values, fill, per_token): flat per-token ints, or one int per row."""
+    if carry is None:
+        return {}
+    if not isinstance(carry, Mapping):
+        raise TypeError(
+            "carry must map column names to fill values, e.g. {'offset_start': -1}, got "
+            f"{type(carry).__name__}."
+        )
+    out = {}
+    for name, fill in carry.items():
+        if name in (*_PACKED_COLUMNS, "example_ids", label_column):
+            raise ValueError(f"carry={dict(carry)!r} names {name!r}, a column pack_dataset makes itself.")
+        if not isinstance(fill, int | np.integer) or isinstance(fill, bool):
+            raise TypeError(f"carry[{name!r}] must be an int fill value, got {fill!r}.")
+        if name not in table.column_names:
+            raise ValueError(
+                f"carry names column {name!r}, which the data lacks (columns: {table.column_names})."
+            )
+        column = table.column(name).combine_chunks()
+        if column.null_count:
+            raise ValueError(f"Column {name!r} (carry) has {column.null_count} missing values.")
+        value_type = _list_value_type(column.type)
+        if value_type is None:
+            if not pa.types.is_integer(column.type):
+                raise TypeError(f"Column {name!r} (carry) must hold ints or int lists, got {column.type}.")
+            out[name] = (column.to_numpy().astype(np.int64), int(fill), False)
+            continue
+        if not pa.types.is_integer(value_type):
+            raise TypeError(f"Column {name!r} (carry) must hold ints or int lists, got {column.type}.")
+        if isinstance(column, pa.FixedSizeListArray):
+            column = column.cast(pa.list_(value_type))
+        widths = pc.list_value_length(column).to_numpy(zero_copy_only=False).astype(np.int64)
+        if not np.array_equal(widths, lengths):
+            bad = int(np.flatnonzero(widths != lengths)[0])
+            raise ValueError(
+                f"Column {name!r} (carry) is a list per row, moved with the tokens, but row {bad} has "
+                f"{widths[bad]} values for {lengths[bad]} tokens."
+            )
+        flat = column.flatten()
+        if flat.null_count:
+            raise ValueError(f"Column {name!r} (carry) holds {flat.null_count} missing values in its lists.")
+        out[name] = (flat.to_numpy(zero_copy_only=False).astype(np.int64), int(fill), True)
+    return out
 
 
 def _is_per_token(table: pa.Table, label_column: str | None) -> bool:
