@@ -87,6 +87,40 @@ def pack_dataset(
     max_seq_length, max_seq_per_pack = _settings(max_seq_length, max_seq_per_pack, cls_layout, plan)
     dataset = _as_dataset(tokenized)
     table = dataset.with_format("arrow")[:]  # applies any pending select/shuffle indices
+    packed, plan = pack_arrow_table(
+        table, max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column, seed, plan=plan
+    )
+    # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
+    # instead would take longer than building it.
+    settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
+    settings += (plan.counts.tobytes(),)
+    fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
+    return datasets.Dataset(InMemoryTable(packed), fingerprint=fingerprint)
+
+
+def pack_arrow_table(
+    table: pa.Table,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    algorithm: str = "lpfhp",
+    cls_layout: str = "inplace",
+    label_column: str | None = "label",
+    seed: int | None = None,
+    *,
+    plan: PackingPlan | None = None,
+    example_ids: np.ndarray | None = None,
+) -> tuple[pa.Table, PackingPlan]:
+    """The work of `pack_dataset` on one Arrow table of tokenized rows: the packed table and its plan.
+
+    Shared with the streaming packer (`stream_packing`), which packs one buffer at a time and numbers
+    the slots by the rows' places in the stream (`example_ids`, one per row; default: the row index).
+    The settings are taken as checked (`pack_dataset` checks them); the columns are checked here.
+
+    >>> table = pa.table({"input_ids": [[101, 7, 102], [101, 102]]})
+    >>> packed, plan = pack_arrow_table(table, 8, 2, label_column=None, example_ids=np.array([40, 41]))
+    >>> packed.column("example_ids").to_pylist(), plan.num_packs
+    ([[40, 41]], 1)
+    """
     input_ids, lengths = _token_column(table, "input_ids")
     token_type_ids = _token_types(table, lengths, input_ids)
     _check_unpadded(table, lengths)
@@ -160,13 +194,9 @@ def pack_dataset(
             columns["labels"] = per_slot_values(labels, np.nan, np.float32)
         else:
             columns["labels"] = per_slot_values(labels, IGNORE_INDEX, np.int64)
-    columns["example_ids"] = per_slot_values(np.arange(num_rows), -1, np.int64)
-    # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
-    # instead would take longer than building it.
-    settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
-    settings += (plan.counts.tobytes(),)
-    fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
-    return datasets.Dataset(InMemoryTable(pa.table(columns)), fingerprint=fingerprint)
+    ids = np.arange(num_rows) if example_ids is None else np.asarray(example_ids, dtype=np.int64)
+    columns["example_ids"] = per_slot_values(ids, -1, np.int64)
+    return pa.table(columns), plan
 
 
 def packed_plan(packed: datasets.Dataset) -> PackingPlan:

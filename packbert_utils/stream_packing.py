@@ -1,0 +1,257 @@
+"""Pack a stream of tokenized rows buffer by buffer, for corpora larger than memory.
+
+`pack_dataset` plans the whole dataset at once; a pre-training corpus read with `datasets` in streaming
+mode never is in memory at once. The histogram planners cost the same for 10 thousand sequences as for
+10 million (they work on the length histogram), so each buffer of `buffer_size` sequences is planned
+afresh and built with `pack_dataset`'s own builder (`packed_dataset.pack_arrow_table`). Only the end of
+a plan is badly filled (its last packs get what the long sequences left); the sequences of packs filled
+below `carry_below` go into the next buffer instead, at most `max_carry` of them and each only once, so
+memory stays bounded by `buffer_size + max_carry` rows and no sequence waits more than one buffer. The
+last buffer is packed whole. Every sequence lands in exactly one packed row, unchanged; `example_ids`
+are positions in the stream (0, 1, 2, ... in input order), so `unpack` joins outputs back.
+
+>>> rows = ({"input_ids": [101] + [7] * (n % 5) + [102], "label": n % 2} for n in range(10))
+>>> packed = list(stream_pack(rows, max_seq_length=16, max_seq_per_pack=4, buffer_size=4))
+>>> sorted(i for row in packed for i in row["example_ids"] if i >= 0) == list(range(10))
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+
+from .checks import check_number, check_positive_int, check_seed
+from .packed_dataset import _settings, pack_arrow_table
+from .packing import ALGORITHMS
+
+DEFAULT_BUFFER_SIZE = 10_000
+DEFAULT_CARRY_BELOW = 0.9
+
+
+def stream_pack_tables(
+    source: Iterable[Any] | datasets.IterableDataset | datasets.Dataset | pa.Table,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    *,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    algorithm: str = "lpfhp",
+    cls_layout: str = "inplace",
+    label_column: str | None = "label",
+    seed: int | None = None,
+    carry_below: float = DEFAULT_CARRY_BELOW,
+    max_carry: int | None = None,
+) -> Iterator[pa.Table]:
+    """Packed rows of a stream, one Arrow table per buffer, with `pack_dataset`'s columns.
+
+    `source` yields tokenized rows (dicts with `input_ids` and optionally `token_type_ids`, unpadded
+    `attention_mask` and labels) or Arrow tables/record batches of such rows; a `datasets.IterableDataset`
+    or `Dataset` is read in batches of `buffer_size`. Labels keep their kind (per sequence, a float vector
+    per sequence, or per token). Packs filled below `carry_below` (a fraction of `max_seq_length`) send
+    their sequences to the next buffer, at most `max_carry` (default: a tenth of `buffer_size`); use
+    `carry_below=0` to emit every buffer's plan as it is. `seed` shuffles which sequences of one length
+    share a pack within a buffer, as in `pack_dataset`.
+
+    >>> table = pa.table({"input_ids": [[101, 5, 102]] * 5})
+    >>> [t.num_rows for t in stream_pack_tables(table, 8, 2, buffer_size=2, label_column=None)]
+    [1, 1, 1]
+    """
+    max_seq_length, max_seq_per_pack = _settings(max_seq_length, max_seq_per_pack, cls_layout, None)
+    buffer_size = check_positive_int(buffer_size, "buffer_size")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"Unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
+    carry_below = check_number(carry_below, "carry_below", minimum=0.0, maximum=1.0)
+    if max_carry is None:
+        max_carry = buffer_size // 10
+    elif isinstance(max_carry, bool) or not isinstance(max_carry, int | np.integer) or max_carry < 0:
+        raise ValueError(f"max_carry must be an int >= 0 (sequences carried per buffer), got {max_carry!r}.")
+    seed = check_seed(seed, optional=True)
+    settings = (max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column)
+
+    carried: pa.Table | None = None  # rows left by the previous buffer's plan
+    carried_ids = np.zeros(0, dtype=np.int64)
+    next_id = buffer_index = 0
+    batches = _arrow_batches(source, buffer_size)
+    batch = next(batches, None)
+    while batch is not None:
+        upcoming = next(batches, None)  # read one ahead: the last buffer keeps all its packs
+        ids = np.concatenate([carried_ids, np.arange(next_id, next_id + batch.num_rows, dtype=np.int64)])
+        next_id += batch.num_rows
+        table = batch if carried is None else _concat(carried, batch, int(ids[len(carried_ids)]))
+        buffer_seed = None if seed is None else seed + buffer_index  # one buffer: pack_dataset's packs
+        try:
+            packed, plan = pack_arrow_table(table, *settings, buffer_seed, example_ids=ids)
+        except (TypeError, ValueError) as error:
+            raise type(error)(
+                f"{error} (in the buffer starting at stream row {int(ids[0])}; a row number above counts "
+                f"from there, after the {len(carried_ids)} rows carried from the buffer before)"
+            ) from error
+        if upcoming is None:
+            yield packed
+            return
+        keep, carry = _split_packs(packed, plan, carried_ids, carry_below, max_carry)
+        if len(keep):  # every pack of a small buffer may be carried
+            yield packed.take(keep)
+        carry_ids = np.sort(_slot_ids(packed.take(carry)))
+        carried = table.take(np.searchsorted(ids, carry_ids))  # ids are increasing in every buffer
+        carried_ids = carry_ids
+        batch = upcoming
+        buffer_index += 1
+
+
+def stream_pack(
+    source: Iterable[Any] | datasets.IterableDataset | datasets.Dataset | pa.Table,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    **options: Any,
+) -> Iterator[dict[str, Any]]:
+    """Packed rows of a stream as dicts of lists (see `stream_pack_tables` for the options).
+
+    >>> rows = [{"input_ids": [101, 9, 102], "label": 1}, {"input_ids": [101, 102], "label": 0}]
+    >>> [row["example_ids"] for row in stream_pack(rows, 8, 2)]
+    [[0, 1]]
+    """
+    for table in stream_pack_tables(source, max_seq_length, max_seq_per_pack, **options):
+        yield from table.to_pylist()
+
+
+def packed_iterable_dataset(
+    source: Iterable[Any] | datasets.IterableDataset | datasets.Dataset,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    **options: Any,
+) -> datasets.IterableDataset:
+    """A `datasets.IterableDataset` of packed rows, for the Trainer (give it `max_steps`) or `.map`.
+
+    Packing starts when the dataset is iterated, and again at each new iteration (an epoch), so `source`
+    must be re-iterable (a `datasets` dataset or a list; not a generator object).
+
+    >>> rows = [{"input_ids": [101, 9, 102], "label": 1}, {"input_ids": [101, 102], "label": 0}]
+    >>> next(iter(packed_iterable_dataset(rows, 8, 2)))["attention_mask"]
+    [1, 1, 1, 2, 2, 0, 0, 0]
+    """
+    if isinstance(source, Iterator):
+        raise TypeError(
+            "source is a one-pass iterator (e.g. a generator object): a dataset is read again at every "
+            "epoch. Pass a list, a datasets.IterableDataset, or use stream_pack for one pass."
+        )
+    _settings(max_seq_length, max_seq_per_pack, options.get("cls_layout", "inplace"), None)
+    return datasets.IterableDataset.from_generator(
+        _generate_rows, gen_kwargs={"job": (source, max_seq_length, max_seq_per_pack, options)}
+    )
+
+
+def _generate_rows(job: tuple[Any, int, int, dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    source, max_seq_length, max_seq_per_pack, options = job
+    yield from stream_pack(source, max_seq_length, max_seq_per_pack, **options)
+
+
+def _split_packs(
+    packed: pa.Table, plan: Any, carried_ids: np.ndarray, carry_below: float, max_carry: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which packed rows to emit and which to carry: the worst-filled under `carry_below`, up to the cap.
+
+    Packs holding a sequence carried already are emitted, so each sequence waits at most one buffer.
+    """
+    counts = np.asarray(plan.counts, dtype=np.int64)
+    fill = np.repeat([sum(s) / plan.max_seq_length for s in plan.strategies], counts)
+    size = np.repeat([len(s) for s in plan.strategies], counts)
+    candidates = fill < carry_below
+    if len(carried_ids) and candidates.any():
+        slot_ids = _slot_ids(packed, flat=False)
+        candidates &= ~np.isin(slot_ids, carried_ids).any(axis=1)
+    order = np.flatnonzero(candidates)
+    order = order[np.argsort(fill[order], kind="stable")]
+    order = order[np.cumsum(size[order]) <= max_carry]
+    carry = np.zeros(len(fill), dtype=bool)
+    carry[order] = True
+    return np.flatnonzero(~carry), np.flatnonzero(carry)
+
+
+def _slot_ids(packed: pa.Table, flat: bool = True) -> np.ndarray:
+    """The example ids of packed rows: flat and without empty slots, or [rows, slots] with -1."""
+    column = packed.column("example_ids").combine_chunks()
+    values = column.flatten().to_numpy()
+    if flat:
+        return values[values >= 0]
+    return values.reshape(len(column), -1)
+
+
+def _concat(carried: pa.Table, batch: pa.Table, first_row: int) -> pa.Table:
+    try:
+        return pa.concat_tables([carried, batch.select(carried.column_names)])
+    except (KeyError, pa.ArrowInvalid) as error:
+        raise ValueError(
+            f"The rows from stream row {first_row} on have columns {batch.schema} but the rows before had "
+            f"{carried.schema}; every row of a stream needs the same columns and types "
+            f"({type(error).__name__}: {str(error)[:200]})."
+        ) from error
+
+
+def _arrow_batches(source: Any, batch_size: int) -> Iterator[pa.Table]:
+    """Tables of `batch_size` rows (the last may be shorter) from any of the accepted sources."""
+    if isinstance(source, datasets.Dataset | datasets.IterableDataset):
+        known = isinstance(source, datasets.Dataset) or source.features is not None
+        if known:  # arrow batches; an IterableDataset of unknown features is read as Python batches
+            yield from (pa.table(t) for t in source.with_format("arrow").iter(batch_size))
+        else:
+            yield from (pa.Table.from_pydict(batch) for batch in source.iter(batch_size))
+        return
+    if isinstance(source, pa.Table | pa.RecordBatch):
+        source = [source]
+    elif isinstance(source, Mapping | str | bytes) or not isinstance(source, Iterable):
+        raise TypeError(
+            "source must yield tokenized rows (dicts) or Arrow tables, e.g. a generator, a list or a "
+            f"datasets.IterableDataset; got {type(source).__name__}. For a dict of columns use "
+            "datasets.Dataset.from_dict(columns) or pack_dataset."
+        )
+    rows: list[Mapping[str, Any]] = []
+    tables: list[pa.Table] = []
+    pending = 0
+    schema: pa.Schema | None = None
+    for position, item in enumerate(source):
+        if isinstance(item, Mapping):
+            rows.append(item)
+            pending += 1
+        elif isinstance(item, pa.Table | pa.RecordBatch):
+            if rows:
+                tables.append(_rows_table(rows, schema, position - len(rows)))
+                schema, rows = tables[-1].schema, []
+            tables.append(pa.table(item))
+            pending += item.num_rows
+        else:
+            raise TypeError(
+                f"Item {position} of source is a {type(item).__name__}; a stream holds tokenized rows "
+                "(dicts with input_ids) or Arrow tables of them."
+            )
+        while pending >= batch_size:
+            if rows:
+                tables.append(_rows_table(rows, schema, position + 1 - len(rows)))
+                rows = []
+            whole = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            schema = whole.schema
+            yield whole.slice(0, batch_size)
+            pending -= batch_size
+            tables = [whole.slice(batch_size)] if pending else []
+    if rows:
+        tables.append(_rows_table(rows, schema, -1))
+    if tables:
+        yield pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def _rows_table(rows: list[Mapping[str, Any]], schema: pa.Schema | None, first: int) -> pa.Table:
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        where = f"from item {first} on " if first >= 0 else "at the end of the stream "
+        raise ValueError(
+            f"The rows {where}do not make a table with the columns of the rows before "
+            f"({type(error).__name__}: {str(error)[:200]}); every row needs the same keys and types."
+        ) from error
+
+
+__all__ = ["packed_iterable_dataset", "stream_pack", "stream_pack_tables"]
