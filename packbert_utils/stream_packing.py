@@ -18,7 +18,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -45,6 +46,8 @@ def stream_pack_tables(
     seed: int | None = None,
     carry_below: float = DEFAULT_CARRY_BELOW,
     max_carry: int | None = None,
+    id_offset: int = 0,
+    id_stride: int = 1,
 ) -> Iterator[pa.Table]:
     """Packed rows of a stream, one Arrow table per buffer, with `pack_dataset`'s columns.
 
@@ -54,7 +57,8 @@ def stream_pack_tables(
     per sequence, or per token). Packs filled below `carry_below` (a fraction of `max_seq_length`) send
     their sequences to the next buffer, at most `max_carry` (default: a tenth of `buffer_size`); use
     `carry_below=0` to emit every buffer's plan as it is. `seed` shuffles which sequences of one length
-    share a pack within a buffer, as in `pack_dataset`.
+    share a pack within a buffer, as in `pack_dataset`. The row at position `i` of `source` gets the
+    example id `id_offset + id_stride * i` (`rank_shard` sets them so that ranks' ids never collide).
 
     >>> table = pa.table({"input_ids": [[101, 5, 102]] * 5})
     >>> [t.num_rows for t in stream_pack_tables(table, 8, 2, buffer_size=2, label_column=None)]
@@ -70,6 +74,8 @@ def stream_pack_tables(
     elif isinstance(max_carry, bool) or not isinstance(max_carry, int | np.integer) or max_carry < 0:
         raise ValueError(f"max_carry must be an int >= 0 (sequences carried per buffer), got {max_carry!r}.")
     seed = check_seed(seed, optional=True)
+    id_offset = check_seed(id_offset, "id_offset")
+    id_stride = check_positive_int(id_stride, "id_stride")
     settings = (max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column)
 
     carried: pa.Table | None = None  # rows left by the previous buffer's plan
@@ -79,7 +85,8 @@ def stream_pack_tables(
     batch = next(batches, None)
     while batch is not None:
         upcoming = next(batches, None)  # read one ahead: the last buffer keeps all its packs
-        ids = np.concatenate([carried_ids, np.arange(next_id, next_id + batch.num_rows, dtype=np.int64)])
+        new_ids = id_offset + id_stride * np.arange(next_id, next_id + batch.num_rows, dtype=np.int64)
+        ids = np.concatenate([carried_ids, new_ids])
         next_id += batch.num_rows
         table = batch if carried is None else _concat(carried, batch, int(ids[len(carried_ids)]))
         buffer_seed = None if seed is None else seed + buffer_index  # one buffer: pack_dataset's packs
@@ -87,8 +94,8 @@ def stream_pack_tables(
             packed, plan = pack_arrow_table(table, *settings, buffer_seed, example_ids=ids)
         except (TypeError, ValueError) as error:
             raise type(error)(
-                f"{error} (in the buffer starting at stream row {int(ids[0])}; a row number above counts "
-                f"from there, after the {len(carried_ids)} rows carried from the buffer before)"
+                f"{error} (in the buffer of the stream rows from {int(new_ids[0])} on, after "
+                f"{len(carried_ids)} rows carried from the buffer before; row numbers above count within it)"
             ) from error
         if upcoming is None:
             yield packed
@@ -143,6 +150,94 @@ def packed_iterable_dataset(
     return datasets.IterableDataset.from_generator(
         _generate_rows, gen_kwargs={"job": (source, max_seq_length, max_seq_per_pack, options)}
     )
+
+
+def rank_shard(
+    dataset: datasets.IterableDataset | datasets.Dataset, rank: int, world_size: int
+) -> tuple[datasets.IterableDataset | datasets.Dataset, dict[str, int]]:
+    """This process's part of `dataset` (`split_dataset_by_node`) and the id options that keep ids global.
+
+    Give both to `stream_pack_tables` under torchrun: each rank packs only its own sequences, and the
+    example ids of different ranks never collide. A `Dataset` is cut into contiguous parts, so the ids are
+    positions in the whole dataset. An `IterableDataset` whose number of shards `world_size` does not
+    divide is split by examples (rank r reads the rows r, r + world_size, ...), so `rank + world_size * i`
+    is again the row's position in the whole stream; split by shards, the same formula is a code
+    (rank = id % world_size, position in the rank's part = id // world_size). Balance: the ranks get equal
+    numbers of sequences (within one); split by examples, from the same length distribution, so their
+    packed rows differ only by chance (`packed_rows_per_rank` measures it); contiguous parts of a dataset
+    sorted by length would not be balanced: shuffle it first. Give the Trainer `max_steps`, and every rank
+    takes the same number of steps.
+
+    >>> rows = datasets.Dataset.from_dict({"input_ids": [[101, 102]] * 5})
+    >>> part, ids = rank_shard(rows, rank=1, world_size=2)
+    >>> part.num_rows, ids
+    (2, {'id_offset': 3, 'id_stride': 1})
+    """
+    from datasets.distributed import split_dataset_by_node
+
+    world_size = check_positive_int(world_size, "world_size")
+    rank = check_seed(rank, "rank")
+    if rank >= world_size:
+        raise ValueError(f"rank={rank} must be below world_size={world_size}.")
+    part = split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+    if isinstance(dataset, datasets.Dataset):  # contiguous parts, the first ones one row longer
+        size, longer = divmod(dataset.num_rows, world_size)
+        return part, {"id_offset": size * rank + min(rank, longer), "id_stride": 1}
+    return part, {"id_offset": rank, "id_stride": world_size}
+
+
+def packed_rows_per_rank(
+    dataset: datasets.IterableDataset | datasets.Dataset,
+    world_size: int,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    **options: Any,
+) -> np.ndarray:
+    """How many packed rows each of `world_size` ranks would make from its shard (one pass per rank).
+
+    >>> rows = datasets.Dataset.from_dict({"input_ids": [[101] * n for n in range(1, 17)]})
+    >>> packed_rows_per_rank(rows.to_iterable_dataset(), 2, 16, 4, label_column=None).tolist()
+    [4, 5]
+    """
+    counts = []
+    for rank in range(check_positive_int(world_size, "world_size")):
+        part, ids = rank_shard(dataset, rank, world_size)
+        tables = stream_pack_tables(part, max_seq_length, max_seq_per_pack, **ids, **options)
+        counts.append(sum(table.num_rows for table in tables))
+    return np.asarray(counts, dtype=np.int64)
+
+
+CORPUS_FORMATS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+def read_corpus_files(paths: str | Path | Sequence[str | Path]) -> datasets.IterableDataset:
+    """Local text (a row per line, column `text`), JSON lines or Parquet files, read lazily.
+
+    One format per call; the files are read in order when iterated (`load_dataset(..., streaming=True)`),
+    one shard per file, so nothing is loaded or cached up front. Tokenize with `.map(..., batched=True)`.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.txt").write_text("one line\\nanother line\\n")
+    >>> [row["text"] for row in read_corpus_files(folder / "a.txt")]
+    ['one line', 'another line']
+    """
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(path) for path in paths]
+    if not files:
+        raise ValueError("paths is empty: name at least one .txt, .jsonl or .parquet file.")
+    kinds = {CORPUS_FORMATS.get(path.suffix.lower()) for path in files}
+    if None in kinds or len(kinds) > 1:
+        suffixes = sorted({path.suffix or "(none)" for path in files})
+        raise ValueError(
+            f"paths must all be one of the formats {', '.join(CORPUS_FORMATS)}; got the suffixes "
+            f"{', '.join(suffixes)}. Read each format with its own call."
+        )
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"No such corpus file: {missing[0]} ({len(missing)} missing).")
+    builder = kinds.pop()
+    data_files = [str(path) for path in files]
+    return datasets.load_dataset(builder, data_files=data_files, split="train", streaming=True)
 
 
 def _generate_rows(job: tuple[Any, int, int, dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -254,4 +349,11 @@ def _rows_table(rows: list[Mapping[str, Any]], schema: pa.Schema | None, first: 
         ) from error
 
 
-__all__ = ["packed_iterable_dataset", "stream_pack", "stream_pack_tables"]
+__all__ = [
+    "packed_iterable_dataset",
+    "packed_rows_per_rank",
+    "rank_shard",
+    "read_corpus_files",
+    "stream_pack",
+    "stream_pack_tables",
+]

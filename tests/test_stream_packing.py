@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from stream_ddp_worker import corpus_rows
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+)
 
 from packbert_utils.checks import IGNORE_INDEX
+from packbert_utils.modeling import PackedModelForSequenceClassification
 from packbert_utils.packed_dataset import pack_dataset, unpack
-from packbert_utils.stream_packing import packed_iterable_dataset, stream_pack, stream_pack_tables
+from packbert_utils.stream_packing import (
+    packed_iterable_dataset,
+    packed_rows_per_rank,
+    rank_shard,
+    read_corpus_files,
+    stream_pack,
+    stream_pack_tables,
+)
 
 LABEL_KINDS = ("class", "regression", "multi_label", "per_token", "none")
 
@@ -203,7 +228,7 @@ def test_packed_iterable_dataset_reads_the_source_again_at_each_epoch():
             [{"input_ids": [101, 102]}, {"input_ids": [101] * 40}],
             {"buffer_size": 1},
             ValueError,
-            "longer than max_seq_length.*stream row 1",
+            "longer than max_seq_length.*stream rows from 1 on",
         ),
         ([{"input_ids": [101, 102]}, {"input_ids": ["a", "b"]}], {"buffer_size": 1}, ValueError, "same"),
     ],
@@ -211,3 +236,110 @@ def test_packed_iterable_dataset_reads_the_source_again_at_each_epoch():
 def test_bad_input_gives_a_clear_error(source, options, error, message):
     with pytest.raises(error, match=message):
         list(stream_pack_tables(source, 32, 4, label_column=None, **options))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_torchrun_ranks_pack_disjoint_shards_that_hold_every_sequence(tmp_path: Path):
+    worker = Path(__file__).with_name("stream_ddp_worker.py")
+    out = tmp_path / "packed.json"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(worker), str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    per_rank = json.loads(out.read_text())
+    rows = corpus_rows()
+    found = [_sequences(packed, per_token=False) for packed in per_rank]
+    assert len(found) == 2 and all(found)
+    assert not set(found[0]) & set(found[1]), "a sequence was packed by both ranks"
+    assert sorted(set(found[0]) | set(found[1])) == list(range(len(rows)))
+    for rank, sequences in enumerate(found):
+        assert all(example % 2 == rank for example in sequences)  # split by examples: r, r + 2, ...
+        for example, sequence in sequences.items():
+            assert sequence["input_ids"] == rows[example]["input_ids"]
+            assert sequence["label"] == rows[example]["label"]
+
+
+@pytest.mark.parametrize("num_shards", [1, 2, 3])
+def test_rank_ids_never_collide_and_cover_the_stream(num_shards):
+    rows = _rows(np.random.default_rng(5), 61, 30, "class")
+    for dataset in (
+        datasets.Dataset.from_list(rows),
+        datasets.Dataset.from_list(rows).to_iterable_dataset(num_shards=num_shards),
+    ):
+        seen = {}
+        for rank in range(3):
+            part, ids = rank_shard(dataset, rank, 3)
+            packed = list(stream_pack(part, 64, 4, buffer_size=8, **ids))
+            found = _sequences(packed, per_token=False)
+            assert not set(found) & set(seen)
+            seen.update(found)
+        assert len(seen) == len(rows)
+        if isinstance(dataset, datasets.Dataset) or num_shards % 3:  # ids are stream positions
+            assert all(seen[i]["input_ids"] == row["input_ids"] for i, row in enumerate(rows))
+    with pytest.raises(ValueError, match="rank=3 must be below world_size=3"):
+        rank_shard(dataset, 3, 3)
+
+
+def test_ranks_split_by_examples_pack_nearly_equal_numbers_of_rows():
+    rng = np.random.default_rng(6)
+    lengths = np.clip(rng.lognormal(4.3, 0.7, size=4000), 3, 256).astype(int)  # paragraph-like lengths
+    stream = datasets.Dataset.from_dict({"input_ids": [[101] * n for n in lengths]}).to_iterable_dataset()
+    counts = packed_rows_per_rank(stream, 4, 256, 8, label_column=None, buffer_size=500)
+    tokens = lengths.sum()
+    assert counts.sum() >= tokens / 256
+    assert counts.max() / counts.mean() - 1 < 0.05
+
+
+def test_local_text_json_lines_and_parquet_files_stream_into_packs(tmp_path: Path, tokenizer):
+    texts = [f"paragraph {i} " + "words " * (i % 17) for i in range(40)]
+    (tmp_path / "a.txt").write_text("\n".join(texts[:20]) + "\n")
+    (tmp_path / "b.txt").write_text("\n".join(texts[20:]) + "\n")
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    pa.parquet.write_table(pa.table({"text": texts}), tmp_path / "d.parquet")
+    for files in ([tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path / "c.jsonl", tmp_path / "d.parquet"):
+        corpus = read_corpus_files(files)
+        assert isinstance(corpus, datasets.IterableDataset)
+        tokenized = corpus.map(
+            lambda batch: tokenizer(batch["text"], truncation=True, max_length=32), batched=True
+        )
+        packed = list(stream_pack(tokenized, 64, 6, buffer_size=16, label_column=None))
+        found = _sequences(packed, per_token=False)
+        expected = tokenizer(texts, truncation=True, max_length=32)["input_ids"]
+        assert [found[i]["input_ids"] for i in range(len(texts))] == expected
+    with pytest.raises(ValueError, match="one of the formats"):
+        read_corpus_files([tmp_path / "a.txt", tmp_path / "c.jsonl"])
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
+        read_corpus_files(tmp_path / "missing.txt")
+
+
+def test_the_trainer_trains_the_packed_model_on_a_packed_stream(tmp_path: Path):
+    """Packed rows from a stream reach the Trainer as an IterableDataset; max_steps ends the run."""
+    config = BertConfig(
+        vocab_size=2000, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64, num_labels=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = PackedModelForSequenceClassification.from_model(
+        BertForSequenceClassification(config), max_seq_per_pack=4
+    )
+    before = {name: tensor.detach().clone() for name, tensor in model.named_parameters()}
+    rows = corpus_rows(120)
+    train = packed_iterable_dataset(rows, 64, 4, buffer_size=32)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=3, max_steps=4, learning_rate=1e-2,
+        report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, label_names=["labels"],
+    )  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=default_data_collator)
+    output = trainer.train()
+    assert output.global_step == 4
+    assert np.isfinite(output.training_loss)
+    changed = [name for name, tensor in model.named_parameters() if not torch.equal(tensor, before[name])]
+    assert "classifier.weight" in changed and any("encoder" in name for name in changed)
