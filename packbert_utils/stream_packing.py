@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import numpy as np
@@ -28,7 +28,10 @@ import pyarrow as pa
 
 from .checks import check_number, check_positive_int, check_seed
 from .packed_dataset import _settings, pack_arrow_table
-from .packing import ALGORITHMS
+from .packing import ALGORITHMS, pack_histogram, sequence_length_histogram
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_BUFFER_SIZE = 10_000
 DEFAULT_CARRY_BELOW = 0.9
@@ -240,6 +243,53 @@ def read_corpus_files(paths: str | Path | Sequence[str | Path]) -> datasets.Iter
     return datasets.load_dataset(builder, data_files=data_files, split="train", streaming=True)
 
 
+def buffer_size_sweep(
+    lengths: Sequence[int] | np.ndarray,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    buffer_sizes: Sequence[int],
+    **options: Any,
+) -> pd.DataFrame:
+    """Streaming efficiency for each buffer size, next to planning all `lengths` at once.
+
+    Efficiency depends only on the lengths, so each sequence is a row of one repeated token; the
+    streams are packed for real (`stream_pack_tables`, with `options`), carry included.
+
+    >>> sweep = buffer_size_sweep([3, 5, 8, 2, 7, 4] * 50, 16, 4, [10, 300])
+    >>> sweep[["buffer_size", "packs"]].values.tolist(), round(float(sweep["whole_corpus_efficiency"][0]), 3)
+    ([[10, 105], [300, 98]], 0.925)
+    """
+    import pandas as pd
+
+    array = np.asarray(lengths)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            f"lengths must be a 1-D sequence of ints (token counts), got {array.dtype} {array.shape}."
+        )
+    histogram = sequence_length_histogram(array, max_seq_length)
+    whole = pack_histogram(histogram, max_seq_length, max_seq_per_pack, options.get("algorithm", "lpfhp"))
+    offsets = np.zeros(len(array) + 1, dtype=np.int64)
+    np.cumsum(array, out=offsets[1:])
+    tokens = pa.array(np.full(int(offsets[-1]), 101, dtype=np.int32))
+    table = pa.table({"input_ids": pa.LargeListArray.from_arrays(pa.array(offsets), tokens)})
+    rows = []
+    for buffer_size in buffer_sizes:
+        packed = stream_pack_tables(
+            table, max_seq_length, max_seq_per_pack, buffer_size=buffer_size, label_column=None, **options
+        )
+        packs = sum(part.num_rows for part in packed)
+        rows.append(
+            {
+                "buffer_size": buffer_size,
+                "packs": packs,
+                "efficiency": int(offsets[-1]) / (packs * max_seq_length),
+                "whole_corpus_efficiency": whole.efficiency,
+                "whole_corpus_packs": whole.num_packs,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _generate_rows(job: tuple[Any, int, int, dict[str, Any]]) -> Iterator[dict[str, Any]]:
     source, max_seq_length, max_seq_per_pack, options = job
     yield from stream_pack(source, max_seq_length, max_seq_per_pack, **options)
@@ -350,6 +400,7 @@ def _rows_table(rows: list[Mapping[str, Any]], schema: pa.Schema | None, first: 
 
 
 __all__ = [
+    "buffer_size_sweep",
     "packed_iterable_dataset",
     "packed_rows_per_rank",
     "rank_shard",

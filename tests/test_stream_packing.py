@@ -29,7 +29,9 @@ from transformers import (
 from packbert_utils.checks import IGNORE_INDEX
 from packbert_utils.modeling import PackedModelForSequenceClassification
 from packbert_utils.packed_dataset import pack_dataset, unpack
+from packbert_utils.plots import plot_buffer_efficiency
 from packbert_utils.stream_packing import (
+    buffer_size_sweep,
     packed_iterable_dataset,
     packed_rows_per_rank,
     rank_shard,
@@ -343,3 +345,16 @@ def test_the_trainer_trains_the_packed_model_on_a_packed_stream(tmp_path: Path):
     assert np.isfinite(output.training_loss)
     changed = [name for name, tensor in model.named_parameters() if not torch.equal(tensor, before[name])]
     assert "classifier.weight" in changed and any("encoder" in name for name in changed)
+
+
+def test_buffer_size_sweep_meets_whole_corpus_planning_when_one_buffer_holds_everything():
+    lengths = np.random.default_rng(7).integers(10, 120, size=2000)
+    sweep = buffer_size_sweep(lengths, 128, 8, [50, 2000], carry_below=0.0)
+    small, whole = sweep.to_dict("records")
+    assert whole["packs"] == whole["whole_corpus_packs"]  # one buffer: the whole-corpus plan
+    assert small["packs"] > whole["packs"]
+    assert small["efficiency"] == pytest.approx(lengths.sum() / (small["packs"] * 128))
+    figure = plot_buffer_efficiency(sweep.assign(corpus="uniform 10-120"))
+    assert figure.axes[0].get_legend().get_lines()[0].get_label() == "uniform 10-120"
+    with pytest.raises(TypeError, match="lengths must be a 1-D sequence of ints"):
+        buffer_size_sweep([1.5, 2.0], 128, 8, [10])
