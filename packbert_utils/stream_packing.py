@@ -105,7 +105,7 @@ def stream_pack_tables(
             return
         keep, carry = _split_packs(packed, plan, carried_ids, carry_below, max_carry)
         if len(keep):  # every pack of a small buffer may be carried
-            yield packed.take(keep)
+            yield _select_rows(packed, keep)
         carry_ids = np.sort(_slot_ids(packed.take(carry)))
         carried = table.take(np.searchsorted(ids, carry_ids))  # ids are increasing in every buffer
         carried_ids = carry_ids
@@ -315,6 +315,13 @@ def _split_packs(
     carry = np.zeros(len(fill), dtype=bool)
     carry[order] = True
     return np.flatnonzero(~carry), np.flatnonzero(carry)
+
+
+def _select_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The rows (sorted indices) as slices of `table`: no copy, unlike `take` (carried packs are few)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts, stops = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])
+    return pa.concat_tables([table.slice(rows[a], b - a) for a, b in zip(starts, stops, strict=True)])
 
 
 def _slot_ids(packed: pa.Table, flat: bool = True) -> np.ndarray:
