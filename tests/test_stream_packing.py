@@ -371,7 +371,7 @@ def test_streaming_benchmark_writes_its_table_and_chart(tmp_path: Path):
         "--sizes",
         "20000",
         "--buffers",
-        "500,5000",
+        "2000",
         "--output",
         str(output),
     ]
@@ -379,7 +379,7 @@ def test_streaming_benchmark_writes_its_table_and_chart(tmp_path: Path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     table = output.read_text()
     rows = [line for line in table.splitlines() if line.startswith(("| Wikipedia", "| SOTU"))]
-    assert len(rows) == 4
+    assert len(rows) == 2
     assert all(float(row.split("|")[5].strip(" %")) > 80 for row in rows)  # efficiency column
     assert "| 8 |" in table  # rank balance
     assert output.with_suffix(".png").stat().st_size > 0
