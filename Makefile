@@ -64,6 +64,7 @@ bench: $(STAMP)
 	mkdir -p benchmarks/results
 	$(BIN)/python benchmarks/packing_plans.py --output benchmarks/results/packing_plans.md
 	$(BIN)/python benchmarks/pack_dataset_speed.py --output benchmarks/results/pack_dataset_speed.md
+	$(BIN)/python benchmarks/streaming_packing.py --output benchmarks/results/streaming_packing.md
 	$(BIN)/python benchmarks/inference_speed.py --output benchmarks/results/inference_speed.md
 	$(BIN)/python benchmarks/attention_speed.py --profile --output benchmarks/results/attention_speed.md
 	$(BIN)/python benchmarks/training_variants.py --output benchmarks/results/training_variants.md

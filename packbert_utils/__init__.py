@@ -51,6 +51,14 @@ _PUBLIC = {
     "packing.report": ("packing_report", "plan_table"),
     "packing.dataset": ("CLS_LAYOUTS", "pack_dataset", "packed_plan"),
     "packing.unpacking": ("unpack", "unpack_tokens"),
+    "packing.streaming": (
+        "buffer_size_sweep",
+        "packed_iterable_dataset",
+        "rank_shard",
+        "read_corpus_files",
+        "stream_pack",
+        "stream_pack_tables",
+    ),
     "models.masks": ("additive_attention_mask", "block_diagonal_mask"),
     "models.families": ("FAMILIES", "SUPPORTED_FAMILIES"),
     "models.heads": ("PackedModelForSequenceClassification", "PackedModelForTokenClassification"),
@@ -63,6 +71,7 @@ _PUBLIC = {
     "inference.inputs": ("words_of",),
     "viz.packing_plots": (
         "plot_attention_mask",
+        "plot_buffer_efficiency",
         "plot_differences",
         "plot_efficiency_sweep",
         "plot_length_histogram",
@@ -129,6 +138,14 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
         wikipedia_length_histogram,
     )
     from .packing.report import packing_report, plan_table
+    from .packing.streaming import (
+        buffer_size_sweep,
+        packed_iterable_dataset,
+        rank_shard,
+        read_corpus_files,
+        stream_pack,
+        stream_pack_tables,
+    )
     from .packing.unpacking import unpack, unpack_tokens
     from .timing import interleaved_seconds, median_seconds
     from .training.config import TrainingConfig
@@ -136,6 +153,7 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     from .training.trainer import fine_tune
     from .viz.packing_plots import (
         plot_attention_mask,
+        plot_buffer_efficiency,
         plot_differences,
         plot_efficiency_sweep,
         plot_length_histogram,

@@ -21,6 +21,7 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "max_rows": 60,
         "sweep_max_seq_lengths": [64, 128],
         "sweep_max_seq_per_pack": [1, 4, 12],
+        "stream_buffer_sizes": [10, 30],
     },
     "03_attention_mask.ipynb": {
         "num_sentences": 4,

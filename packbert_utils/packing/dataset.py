@@ -104,9 +104,53 @@ def pack_dataset(
                 for name, split in tokenized.items()
             }
         )
-    max_seq_length, max_seq_per_pack = _settings(max_seq_length, max_seq_per_pack, cls_layout, plan)
+    max_seq_length, max_seq_per_pack = check_pack_settings(max_seq_length, max_seq_per_pack, cls_layout, plan)
     dataset = _as_dataset(tokenized)
     table = dataset.with_format("arrow")[:]  # applies any pending select/shuffle indices
+    packed, plan = pack_arrow_table(
+        table,
+        max_seq_length,
+        max_seq_per_pack,
+        algorithm,
+        cls_layout,
+        label_column,
+        seed,
+        plan=plan,
+        carry=carry,
+    )
+    # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
+    # instead would take longer than building it.
+    settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
+    settings += (sorted((carry or {}).items()), plan.counts.tobytes())
+    fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
+    return datasets.Dataset(InMemoryTable(packed), fingerprint=fingerprint)
+
+
+def pack_arrow_table(
+    table: pa.Table,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    algorithm: str = "lpfhp",
+    cls_layout: str = "inplace",
+    label_column: str | None = "label",
+    seed: int | None = None,
+    *,
+    plan: PackingPlan | None = None,
+    example_ids: np.ndarray | None = None,
+    carry: Mapping[str, int] | None = None,
+) -> tuple[pa.Table, PackingPlan]:
+    """The work of `pack_dataset` on one Arrow table of tokenized rows: the packed table and its plan.
+
+    Shared with the streaming packer (`packing.streaming`), which packs one buffer at a time and numbers
+    the slots by the rows' places in the stream (`example_ids`, one per row; default: the row index).
+    The settings are taken as checked (`pack_dataset` checks them); the columns, and the `carry`
+    columns (see `pack_dataset`), are checked here.
+
+    >>> table = pa.table({"input_ids": [[101, 7, 102], [101, 102]]})
+    >>> packed, plan = pack_arrow_table(table, 8, 2, label_column=None, example_ids=np.array([40, 41]))
+    >>> packed.column("example_ids").to_pylist(), plan.num_packs
+    ([[40, 41]], 1)
+    """
     input_ids, lengths = _token_column(table, "input_ids")
     token_type_ids = _token_types(table, lengths, input_ids)
     _check_unpadded(table, lengths)
@@ -127,72 +171,84 @@ def pack_dataset(
     row_of_slot = _assign_rows(placed_lengths, slot_length, seed)
 
     num_packs = plan.num_packs
-    num_rows = len(lengths)
-    slot_of_row = np.empty(num_rows, dtype=np.int64)
-    slot_of_row[row_of_slot] = np.arange(num_rows)
-    row_pack = slot_pack[slot_of_row]
-    row_slot_index = slot_index[slot_of_row]
-    row_body_start = row_pack * max_seq_length + slot_offset[slot_of_row]
-
-    # One entry per token: which row it comes from and its position inside that row.
-    token_row = np.repeat(np.arange(num_rows), lengths)
-    row_start = np.zeros(num_rows, dtype=np.int64)
+    # Work in packed order (slots sorted by pack, then slot index). The slots of a pack are contiguous
+    # from its start, so the bodies (the sequences, without [CLS] in the tail layout) of all slots in
+    # packed order fill exactly the real positions of the packed rows in row-major order: each token
+    # column is one gather (by one index shared by all columns) and one masked copy, both moving forward
+    # through memory, with no scatter to scattered places.
+    in_order = _slots_in_packed_order(slot_pack, slot_index, max_seq_per_pack)
+    row_of_slot = row_of_slot[in_order]
+    row_pack = slot_pack[in_order]
+    row_slot_index = slot_index[in_order]
+    row_offset = slot_offset[in_order]
+    tail = cls_layout == "tail"
+    tail_start = max_seq_length - max_seq_per_pack
+    pack_fill = np.bincount(row_pack, weights=placed_lengths[row_of_slot], minlength=num_packs)
+    real = np.arange(max_seq_length) < pack_fill.astype(np.int64)[:, None]  # [packs, max_seq_length]
+    padding = ~real
+    body_start = row_pack * max_seq_length + row_offset
+    tail_cells = (row_pack, tail_start + row_slot_index)  # where the [CLS] tokens go in the tail layout
+    row_start = np.zeros(len(lengths), dtype=np.int64)
     np.cumsum(lengths[:-1], out=row_start[1:])
-    token_pos = np.arange(len(input_ids), dtype=np.int64) - row_start[token_row]
-    if cls_layout == "inplace":
-        destination = row_body_start[token_row] + token_pos
-        cls_positions_of_row = slot_offset[slot_of_row]
-    else:
-        tail_start = max_seq_length - max_seq_per_pack
-        cls_positions_of_row = tail_start + row_slot_index
-        destination = np.where(
-            token_pos == 0,
-            row_pack[token_row] * max_seq_length + cls_positions_of_row[token_row],
-            row_body_start[token_row] + token_pos - 1,
-        )
+    cls_of_row = row_start[row_of_slot]  # the flat index of each sequence's [CLS]
+    source = _body_tokens_in_packed_order(cls_of_row + tail, placed_lengths[row_of_slot])
 
-    size = num_packs * max_seq_length
-    per_slot = num_packs * max_seq_per_pack
-    slot_flat = row_pack * max_seq_per_pack + row_slot_index
+    def per_token(flat: np.ndarray, fill: int, dtype: Any) -> pa.FixedSizeListArray:
+        out = np.zeros(real.shape, dtype=dtype) if fill == 0 else np.full(real.shape, fill, dtype=dtype)
+        out[real] = flat[source]
+        if tail:
+            out[tail_cells] = flat[cls_of_row]
+        return _fixed_size(out.reshape(-1), max_seq_length)
 
-    def per_token(values: np.ndarray, fill: int, dtype: Any) -> pa.FixedSizeListArray:
-        out = np.full(size, fill, dtype=dtype)
-        out[destination] = values
-        return _fixed_size(out, max_seq_length)
+    def running_per_slot(jump_at_start: np.ndarray) -> np.ndarray:
+        """[packs, max_seq_length]: a per-slot value spread over its body, by a cumulative sum per row."""
+        out = np.zeros(real.shape, dtype=np.int32)
+        out.reshape(-1)[body_start] = jump_at_start
+        np.cumsum(out, axis=1, out=out)
+        return out
 
     def per_slot_values(values: np.ndarray, fill: Any, dtype: Any) -> pa.FixedSizeListArray:
-        out = np.full((per_slot, *values.shape[1:]), fill, dtype=dtype)
-        out[slot_flat] = values
+        out = np.full((num_packs * max_seq_per_pack, *values.shape[1:]), fill, dtype=dtype)
+        out[row_pack * max_seq_per_pack + row_slot_index] = values
         if values.ndim == 2:  # one vector per slot: [packs, slots, width]
             return _fixed_size(_fixed_size(out.reshape(-1), values.shape[1]), max_seq_per_pack)
         return _fixed_size(out, max_seq_per_pack)
 
+    first_in_pack = row_slot_index == 0
+    attention_mask = running_per_slot(np.where(first_in_pack, row_slot_index + 1, 1))
+    slot_start = running_per_slot(np.where(first_in_pack, row_offset, np.diff(row_offset, prepend=0)))
+    position_ids = np.subtract(np.arange(tail, max_seq_length + tail, dtype=np.int32), slot_start)
+    for values in (attention_mask, position_ids):
+        values[padding] = 0
+    if tail:
+        attention_mask[tail_cells] = row_slot_index + 1  # the [CLS] tokens' positions stay 0
+    cls_positions_of_row = tail_start + row_slot_index if tail else row_offset
+    if token_type_ids.any():  # single-segment text has only zeros: no need to move them
+        token_types = per_token(token_type_ids, 0, np.int32)
+    else:
+        token_types = _fixed_size(np.zeros(real.size, dtype=np.int32), max_seq_length)
     columns = {
         "input_ids": per_token(input_ids, 0, np.int32),
-        "attention_mask": per_token((row_slot_index + 1)[token_row], 0, np.int32),
-        "token_type_ids": per_token(token_type_ids, 0, np.int32),
-        "position_ids": per_token(token_pos, 0, np.int32),
+        "attention_mask": _fixed_size(attention_mask.reshape(-1), max_seq_length),
+        "token_type_ids": token_types,
+        "position_ids": _fixed_size(position_ids.reshape(-1), max_seq_length),
         "cls_positions": per_slot_values(cls_positions_of_row, 0, np.int32),
     }
     if labels is not None:
         if _is_per_token(table, label_column):
             columns["labels"] = per_token(labels, IGNORE_INDEX, np.int64)
         elif np.issubdtype(labels.dtype, np.floating):
-            columns["labels"] = per_slot_values(labels, np.nan, np.float32)
+            columns["labels"] = per_slot_values(labels[row_of_slot], np.nan, np.float32)
         else:
-            columns["labels"] = per_slot_values(labels, IGNORE_INDEX, np.int64)
-    columns["example_ids"] = per_slot_values(np.arange(num_rows), -1, np.int64)
+            columns["labels"] = per_slot_values(labels[row_of_slot], IGNORE_INDEX, np.int64)
+    ids = row_of_slot if example_ids is None else np.asarray(example_ids, dtype=np.int64)[row_of_slot]
+    columns["example_ids"] = per_slot_values(ids, -1, np.int64)
     for name, (values, fill, per_token_values) in carried.items():
-        columns[name] = (
-            per_token(values, fill, np.int64) if per_token_values else per_slot_values(values, fill, np.int64)
-        )
-    # Derive the fingerprint from the input's and the settings: letting datasets hash the new table
-    # instead would take longer than building it.
-    settings = (max_seq_length, max_seq_per_pack, cls_layout, label_column, seed, plan.strategies)
-    settings += (sorted((carry or {}).items()),)
-    settings += (plan.counts.tobytes(),)
-    fingerprint = hashlib.sha256(repr((dataset._fingerprint, settings)).encode()).hexdigest()[:16]
-    return datasets.Dataset(InMemoryTable(pa.table(columns)), fingerprint=fingerprint)
+        if per_token_values:
+            columns[name] = per_token(values, fill, np.int64)
+        else:
+            columns[name] = per_slot_values(values[row_of_slot], fill, np.int64)
+    return pa.table(columns), plan
 
 
 def packed_plan(packed: datasets.Dataset) -> PackingPlan:
@@ -242,7 +298,7 @@ def packed_plan(packed: datasets.Dataset) -> PackingPlan:
     )
 
 
-def _settings(
+def check_pack_settings(
     max_seq_length: Any, max_seq_per_pack: Any, cls_layout: str, plan: PackingPlan | None
 ) -> tuple[int, int]:
     """The row length and slots per row, from the arguments or the plan, checked to agree."""
@@ -595,6 +651,30 @@ def _expand_plan(
     return slot_pack, slot_index, slot_offset, slot_length
 
 
+def _body_tokens_in_packed_order(first: np.ndarray, body_lengths: np.ndarray) -> np.ndarray:
+    """The flat indices of the tokens `first[k]`, ..., `first[k] + body_lengths[k] - 1`, for every k in turn.
+
+    Built as a cumulative sum of steps (1 inside a body, a jump between bodies): one array of the size
+    of the result, not the several a repeat-and-add would allocate.
+    """
+    step = np.ones(int(body_lengths.sum()), dtype=np.int64)
+    if len(first):
+        body_at = np.cumsum(body_lengths[:-1])
+        step[0] = first[0]
+        step[body_at] = first[1:] - (first[:-1] + body_lengths[:-1] - 1)
+    return np.cumsum(step, out=step)
+
+
+def _slots_in_packed_order(
+    slot_pack: np.ndarray, slot_index: np.ndarray, max_seq_per_pack: int
+) -> np.ndarray:
+    """The slots sorted by pack, then slot index: a bucket placement, cheaper than a sort."""
+    key = slot_pack * max_seq_per_pack + slot_index  # unique per slot
+    bucket = np.full(int(key.max(initial=-1)) + 1, -1, dtype=np.int64)
+    bucket[key] = np.arange(len(key))
+    return bucket[bucket >= 0]
+
+
 def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None) -> np.ndarray:
     """For every slot, a source row of the slot's length; each row used once.
 
@@ -602,11 +682,11 @@ def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None)
     pairing them in that order fills every slot with a row of the right length.
     """
     if seed is None:
-        rows_by_length = np.argsort(lengths, kind="stable")
+        rows_by_length = np.argsort(_radix_key(lengths), kind="stable")
     else:
         shuffled = np.random.default_rng(seed).permutation(len(lengths))
-        rows_by_length = shuffled[np.argsort(lengths[shuffled], kind="stable")]
-    slots_by_length = np.argsort(slot_length, kind="stable")
+        rows_by_length = shuffled[np.argsort(_radix_key(lengths[shuffled]), kind="stable")]
+    slots_by_length = np.argsort(_radix_key(slot_length), kind="stable")
     if len(slots_by_length) != len(rows_by_length) or not np.array_equal(
         lengths[rows_by_length], slot_length[slots_by_length]
     ):
@@ -614,6 +694,11 @@ def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None)
     row_of_slot = np.empty(len(slot_length), dtype=np.int64)
     row_of_slot[slots_by_length] = rows_by_length
     return row_of_slot
+
+
+def _radix_key(lengths: np.ndarray) -> np.ndarray:
+    """Lengths as int16 when they fit: numpy sorts 16-bit ints stably by radix, several times faster."""
+    return lengths.astype(np.int16) if lengths.max(initial=0) < 1 << 15 else lengths
 
 
 def _fixed_size(flat: np.ndarray | pa.Array, width: int) -> pa.FixedSizeListArray:

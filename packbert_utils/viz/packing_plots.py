@@ -332,6 +332,32 @@ def plot_efficiency_sweep(sweep: pd.DataFrame) -> Figure:
     return fig
 
 
+def plot_buffer_efficiency(sweep: pd.DataFrame, ax: Axes | None = None) -> Figure:
+    """Streaming efficiency against buffer size (`packing.streaming.buffer_size_sweep` rows), one line per
+    `corpus` (a column, optional); the dashed line of the same colour is planning the whole corpus at once.
+
+    >>> from packbert_utils.packing.streaming import buffer_size_sweep
+    >>> fig = plot_buffer_efficiency(buffer_size_sweep([3, 5, 8, 2, 7, 4] * 20, 16, 4, [10, 100]))
+    >>> fig.axes[0].get_xlabel()
+    'buffer size (sequences)'
+    """
+    fig, ax = _new_axes(ax, (6, 3.5))
+    groups = sweep.groupby("corpus", sort=False) if "corpus" in sweep.columns else [(None, sweep)]
+    for index, (name, part) in enumerate(groups):
+        part = part.sort_values("buffer_size")
+        colour = plt.get_cmap("tab10").colors[index % 10]
+        ax.plot(part["buffer_size"], 100 * part["efficiency"], "o-", color=colour, label=name or "streaming")
+        ax.axhline(100 * float(part["whole_corpus_efficiency"].iloc[0]), color=colour, linestyle="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("buffer size (sequences)")
+    ax.set_ylabel("token efficiency (%)")
+    whole = Line2D([], [], linestyle="--", color="grey", linewidth=1, label="whole corpus at once")
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0], whole], fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------------
 # One pack, token by token
 
