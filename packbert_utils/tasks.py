@@ -24,6 +24,7 @@ from .sources import (
     REVIEW_AFFECT_LABELS,
     REVIEW_AFFECT_SOURCE,
     RT_SOURCE,
+    SOTU_SOURCE,
     TREC_COARSE,
     TREC_FINE,
     TREC_SOURCE,
@@ -32,7 +33,11 @@ from .sources import (
 )
 
 ProblemType = Literal[
-    "single_label_classification", "regression", "multi_label_classification", "token_classification"
+    "single_label_classification",
+    "regression",
+    "multi_label_classification",
+    "token_classification",
+    "masked_lm",
 ]
 
 METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
@@ -40,6 +45,7 @@ METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
     "regression": ("pearson", "spearman"),
     "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
     "token_classification": ("entity_precision", "entity_recall", "entity_f1", "token_accuracy"),
+    "masked_lm": ("mlm_loss", "mlm_accuracy"),
 }
 """The metrics that can judge each kind of task (`metrics.task_metrics` implements exactly these)."""
 METRIC_NAMES = tuple(name for names in METRICS_BY_PROBLEM_TYPE.values() for name in names)
@@ -132,7 +138,13 @@ class TaskSpec:
                 f"Task {self.name!r}: unknown problem_type {self.problem_type!r}; use one of "
                 f"{tuple(METRICS_BY_PROBLEM_TYPE)}."
             )
-        if self.problem_type == "regression":
+        if self.problem_type == "masked_lm":
+            if self.num_labels != 0 or self.label_names or len(self.text_columns) != 1:
+                raise ValueError(
+                    f"Task {self.name!r}: a masked_lm task has one text column and no labels (num_labels=0, "
+                    f"label_names=()), got {self.text_columns}, {self.num_labels}, {self.label_names}."
+                )
+        elif self.problem_type == "regression":
             if self.num_labels != 1 or self.label_names:
                 raise ValueError(
                     f"Task {self.name!r}: a regression task has num_labels=1 and no label names."
@@ -176,13 +188,18 @@ class TaskSpec:
         return self.problem_type == "token_classification"
 
     @property
+    def is_masked_lm(self) -> bool:
+        """Rows are documents without labels; the model predicts masked tokens (`documents.py`)."""
+        return self.problem_type == "masked_lm"
+
+    @property
     def config_problem_type(self) -> str | None:
         """The `problem_type` for a transformers sequence-classification config; None for token tasks.
 
         >>> get_task("review_affect").config_problem_type
         'multi_label_classification'
         """
-        return None if self.is_token_classification else self.problem_type
+        return None if self.is_token_classification or self.is_masked_lm else self.problem_type
 
     @property
     def is_pair(self) -> bool:
@@ -330,6 +347,20 @@ TASKS: dict[str, TaskSpec] = {
             "rotten_tomatoes (the same splits).",
             offline=True,
         ),
+        TaskSpec(
+            name="sotu",
+            text_columns=("text",),
+            num_labels=0,
+            problem_type="masked_lm",
+            metrics=("mlm_loss", "mlm_accuracy"),
+            label_names=(),
+            source=SOTU_SOURCE,
+            description="Masked-language-model pre-training text: the 249 State of the Union addresses "
+            "(1790-2026) as 6,579 documents of consecutive paragraphs (a geometric number, mean 4, per "
+            "document; see packbert_utils.documents); documents longer than max_seq_length are cut at "
+            "sentence ends when tokenized. Validation and test hold out whole speeches.",
+            offline=True,
+        ),
         _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",), "CoLA"),
         _glue("sst2", ("sentence",), ("negative", "positive"), ("accuracy",), "SST-2"),
         _glue("mrpc", _PAIR, ("not_equivalent", "equivalent"), ("accuracy", "f1"), "MRPC"),
@@ -367,7 +398,7 @@ def offline_task_names() -> list[str]:
 
     >>> offline_task_names()  # doctest: +NORMALIZE_WHITESPACE
     ['rotten_tomatoes', 'movie_ratings', 'trec', 'trec_fine', 'movie_match', 'wnut16',
-     'review_affect']
+     'review_affect', 'sotu']
     """
     return [name for name, spec in TASKS.items() if spec.offline]
 

@@ -100,7 +100,8 @@ def tokenize_task(
     pair; only for tokenizers whose model has token types, see `token_columns`) and `attention_mask`;
     the text columns and any other columns are dropped (`idx` joins the rows back to the untokenized
     split). Rows longer than `max_seq_length` are truncated (pairs with `longest_first`) and a
-    `TruncationWarning` says exactly how many, per split.
+    `TruncationWarning` says exactly how many, per split. Masked-LM tasks (documents, e.g. `sotu`) are
+    never truncated: each document is cut into pieces at sentence ends (`documents.tokenize_documents`).
 
     The label column is carried over as it is (a class id, a float, or a multi-label float vector),
     except for token-classification tasks: their rows are word lists, tokenized as one sequence each,
@@ -142,6 +143,8 @@ def tokenize_task(
         raise TypeError(f"Expected a datasets.DatasetDict or Dataset, got {type(data).__name__}.")
     length = _check_max_seq_length(max_seq_length, tokenizer, len(spec.text_columns))
     tokenize_split = _tokenize_word_split if spec.is_token_classification else _tokenize_split
+    if spec.is_masked_lm:
+        tokenize_split = _tokenize_document_split
     if isinstance(data, datasets.DatasetDict):
         splits = {}
         for split, part in data.items():  # a loop, not a comprehension: the warning's stacklevel
@@ -377,6 +380,20 @@ def _tokenize_split(
     if label_column in table.column_names:
         label = (table.column(label_column), dataset.features[label_column])
     return _assemble(table, columns, chunks, label, dataset.split)
+
+
+def _tokenize_document_split(
+    dataset: datasets.Dataset,
+    tokenizer: Any,
+    max_seq_length: int,
+    text_columns: tuple[str, ...],
+    label_column: str,
+    where: str,
+) -> datasets.Dataset:
+    """Documents for masked-LM: cut at sentence ends into pieces of max_seq_length, never truncated."""
+    from .documents import tokenize_documents
+
+    return tokenize_documents(dataset, tokenizer, max_seq_length, text_columns[0])
 
 
 def _tokenize_word_split(

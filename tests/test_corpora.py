@@ -127,12 +127,14 @@ def test_every_split_has_idx_and_the_task_columns(loaded: dict[str, datasets.Dat
         "movie_match": ["movie", "plot_movie"],
         "wnut16": ["id", "copies", "tag_variants"],
         "review_affect": ["movie", "sentiment"],
+        "sotu": ["speech", "year", "president", "first_paragraph", "num_paragraphs"],
     }
     for name, splits in loaded.items():
         spec = get_task(name)
         assert list(splits) == ["train", "validation", "test"]
+        label = [] if spec.is_masked_lm else ["label"]  # pre-training documents have none
         for split in splits.values():
-            assert split.column_names == [*spec.text_columns, "label", *extra.get(name, []), "idx"]
+            assert split.column_names == [*spec.text_columns, *label, *extra.get(name, []), "idx"]
             assert split.features["idx"] == datasets.Value("int64")
             assert split["idx"] == list(range(len(split)))
 

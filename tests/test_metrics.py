@@ -138,6 +138,10 @@ def test_every_metric_name_has_an_implementation() -> None:
             labels = (np.arange(4 * spec.num_labels).reshape(4, -1) % 3 == 0).astype(np.float32)
         elif spec.is_token_classification:
             labels = np.array([[IGNORE_INDEX, 1, 2, 0, IGNORE_INDEX], [IGNORE_INDEX, 0, 3, 4, 0]])
+        elif spec.is_masked_lm:  # vocabulary logits at each token
+            labels = np.array([[IGNORE_INDEX, 1, 2, 0]])
+            assert tuple(metrics.task_metrics(spec, np.eye(3)[labels.clip(0)], labels)) == spec.metrics
+            continue
         else:
             labels = np.arange(4) % spec.num_labels
         assert tuple(metrics.task_metrics(spec, labels, labels)) == spec.metrics
