@@ -18,7 +18,7 @@ that make packed training testable and safe:
 Rows are packed rows (`packed_dataset.pack_dataset` with `label_column=None`: `attention_mask` holds
 1-based sequence indices, `example_ids` one id per slot) or rows of one sequence each (an int
 `example_ids`, padded here like `DataCollatorWithPadding`); concatenate-and-chunk rows are one
-"sequence" per chunk.
+"sequence" per chunk. Other columns (e.g. `length`, `idx`) are left out of the batch.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ import torch
 from transformers import TrainerCallback
 
 from .checks import IGNORE_INDEX, check_number, check_seed
+
+_PACKED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "cls_positions")
+_ROW_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class DataCollatorForPackedMaskedLM:
@@ -101,11 +104,11 @@ class DataCollatorForPackedMaskedLM:
         packed = np.ndim(features[0]["example_ids"]) == 1
         if packed:
             batch = {
-                key: torch.tensor([f[key] for f in features]) for key in features[0] if key != "example_ids"
+                key: torch.tensor([f[key] for f in features]) for key in _PACKED_KEYS if key in features[0]
             }
             example_ids = torch.tensor([f["example_ids"] for f in features])
         else:
-            rows = [{k: v for k, v in f.items() if k != "example_ids"} for f in features]
+            rows = [{k: f[k] for k in _ROW_KEYS if k in f} for f in features]
             batch = dict(
                 self.tokenizer.pad(
                     rows,

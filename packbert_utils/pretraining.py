@@ -1,0 +1,546 @@
+"""Masked-language-model (continued) pre-training, packed or in the usual layouts, with the HF Trainer.
+
+`pretrain` trains one of `PRETRAINING_VARIANTS` from the same arguments, through the Trainer machinery of
+`training.fine_tune` (its throughput counter and counting Trainer), so that the variants differ only
+in how documents become rows:
+
+* `packed`: several documents (pieces of at most `max_seq_length` tokens) per row, each alone;
+* `max_length`: one document per row padded to `max_seq_length` (the paper's baseline);
+* `dynamic`: one per row, padded to the longest of a random batch (`run_mlm.py --line_by_line`);
+* `grouped`: one per row, batches of similar lengths (the Trainer's length-grouped sampler);
+* `chunked`: concatenate-and-chunk (`run_mlm.py`'s `group_texts`): documents concatenated, cut into
+  rows of `max_seq_length`, positions running on and attention across documents.
+
+Every variant sees about `documents_per_step` documents per optimizer step (rows per batch divided by
+the documents per row), in random order; masking happens in the collator, per sequence
+(`mlm_masking`). Held-out documents are scored each alone (`evaluate_mlm`), for every variant the same
+way; `chunking_contamination` measures how much a document's predictions change when it is read inside
+a chunk with its neighbours.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import numpy as np
+import pandas as pd
+import torch
+from transformers import AutoConfig, PrinterCallback, TrainingArguments, set_seed
+
+from .checks import IGNORE_INDEX
+from .families import family_of
+from .loading import load_task
+from .masked_lm import PackedModelForMaskedLM
+from .mlm_masking import DataCollatorForPackedMaskedLM, MaskingEpochCallback
+from .offline import default_checkpoint
+from .packed_dataset import pack_dataset, packed_plan
+from .tasks import TaskDatasetDict
+from .tokenizing import load_tokenizer, sequence_lengths, token_columns, tokenize_task
+from .training import TrainingResult, _check_settings, _CountingTrainer, _limit, _ThroughputCounter
+
+PRETRAINING_VARIANTS = ("packed", "max_length", "dynamic", "grouped", "chunked")
+
+
+@dataclass
+class PretrainingResult(TrainingResult):
+    """A `TrainingResult` plus the masked tokens trained on and the held-out scores per document."""
+
+    masked_tokens: int = 0
+    per_document: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    @property
+    def masked_tokens_per_s(self) -> float:
+        return self.masked_tokens / self.train_runtime_s
+
+    def summary(self) -> dict[str, Any]:
+        values = {k: v for k, v in super().summary().items() if k != "per_document"}
+        values["masked_tokens_per_s"] = self.masked_tokens_per_s
+        return values
+
+
+def pretrain(
+    corpus: str | TaskDatasetDict = "sotu",
+    checkpoint: str | None = None,
+    variant: str = "packed",
+    *,
+    max_seq_length: int = 128,
+    max_seq_per_pack: int = 8,
+    documents_per_step: int = 32,
+    gradient_accumulation_steps: int = 1,
+    mlm_probability: float = 0.15,
+    learning_rate: float = 5e-5,
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.01,
+    num_train_epochs: float = 1.0,
+    max_steps: int = -1,
+    seed: int = 0,
+    max_train_rows: int | None = None,
+    max_eval_rows: int | None = None,
+    eval_split: str = "validation",
+    algorithm: str = "lpfhp",
+    attn_implementation: str | None = None,
+    masked_positions_only: bool = True,
+    bf16: bool = False,
+    logging_steps: int = 10,
+    progress: bool = True,
+) -> PretrainingResult:
+    """Continue pre-training `checkpoint` (default: the bundled MiniLM) on `corpus` in one variant.
+
+    `corpus` is a masked-LM task name (default "sotu") or its loaded splits (`load_task`, or
+    `TaskDatasetDict(splits, task=get_task("sotu"))` for documents of your own in a `text` column).
+    Row limits count documents (fixed, seed-independent choice). Under `torchrun`, each process packs
+    its own shard of the documents (`datasets.distributed.split_dataset_by_node`).
+    """
+    if variant not in PRETRAINING_VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(PRETRAINING_VARIANTS)}.")
+    _check_settings(
+        {
+            "max_seq_length": max_seq_length,
+            "max_seq_per_pack": max_seq_per_pack,
+            "sequences_per_step": documents_per_step,
+            "gradient_accumulation_steps": gradient_accumulation_steps,
+            "logging_steps": logging_steps,
+            "max_train_rows": max_train_rows,
+            "max_eval_rows": max_eval_rows,
+            "max_steps": max_steps,
+            "learning_rate": learning_rate,
+            "warmup_ratio": warmup_ratio,
+            "weight_decay": weight_decay,
+            "num_train_epochs": num_train_epochs,
+            "seed": seed,
+            "algorithm": algorithm,
+        }
+    )
+    checkpoint = default_checkpoint() if checkpoint is None else str(checkpoint)
+    raw = load_task(corpus)
+    if not raw.task.is_masked_lm:
+        raise ValueError(
+            f"Task {raw.task.name!r} is not a masked-LM corpus (problem_type {raw.task.problem_type})."
+        )
+    if "train" not in raw or eval_split not in raw:
+        raise ValueError(
+            f"pretrain needs a 'train' split and eval_split={eval_split!r}; the data has {list(raw)}."
+        )
+    set_seed(seed)
+    world_size, rank = _world()
+    tokenizer = load_tokenizer(checkpoint)
+    train_docs = _limit(raw["train"], max_train_rows)
+    if world_size > 1:
+        from datasets.distributed import split_dataset_by_node
+
+        train_docs = split_dataset_by_node(train_docs, rank=rank, world_size=world_size)
+    pieces = tokenize_task(train_docs, tokenizer, max_seq_length, task=raw.task)
+    eval_pieces = tokenize_task(
+        _limit(raw[eval_split], max_eval_rows), tokenizer, max_seq_length, task=raw.task
+    )
+    per_device = documents_per_step / (gradient_accumulation_steps * world_size)
+    train, documents_per_row, padding = _variant_rows(
+        variant, pieces, max_seq_length, max_seq_per_pack, algorithm, seed
+    )
+    if world_size > 1:  # one batch size for all processes, from the documents per row of all shards
+        documents_per_row = _all_processes_ratio(len(pieces), len(train))
+    batch_size = max(1, round(per_device / documents_per_row))
+    collator = DataCollatorForPackedMaskedLM(
+        tokenizer, mlm_probability, seed=seed, padding=padding, max_length=max_seq_length
+    )
+    model = _build_model(variant, checkpoint, attn_implementation)
+    model.masked_positions_only = masked_positions_only
+    counter = _MaskedTokenCounter(
+        packed=variant == "packed", cls_token_id=tokenizer.cls_token_id, chunked=variant == "chunked"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            learning_rate=learning_rate,
+            warmup_steps=warmup_ratio,
+            weight_decay=weight_decay,
+            num_train_epochs=num_train_epochs,
+            max_steps=max_steps,
+            seed=seed,
+            bf16=bf16,
+            eval_strategy="no",
+            save_strategy="no",
+            logging_steps=logging_steps,
+            logging_first_step=True,
+            report_to="none",
+            disable_tqdm=not progress,
+            use_cpu=not torch.cuda.is_available(),
+            ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
+            train_sampling_strategy="group_by_length" if variant == "grouped" else "random",
+            label_names=["labels"],
+            remove_unused_columns=False,  # the collator needs example_ids; it drops what the model ignores
+            dataloader_num_workers=0,
+        )
+        trainer = _ShardTrainer(
+            model=model,
+            args=args,
+            train_dataset=train,
+            data_collator=collator,
+            processing_class=tokenizer,
+            callbacks=[counter, MaskingEpochCallback(collator)],
+            counter=counter,
+            own_shard=world_size > 1,
+        )
+        if not progress:
+            trainer.remove_callback(PrinterCallback)
+        train_output = trainer.train()
+    per_document = evaluate_mlm(
+        trainer.model,
+        eval_pieces,
+        tokenizer,
+        max_seq_length=max_seq_length,
+        max_seq_per_pack=max_seq_per_pack,
+        seed=seed,
+    )
+    sequences, tokens, computed = counter.totals()
+    steps = int(train_output.global_step)
+    masked = per_document["masked_tokens"].sum()
+    metrics = {
+        "mlm_loss": float((per_document["mlm_loss"] * per_document["masked_tokens"]).sum() / masked),
+        "mlm_accuracy": float((per_document["mlm_accuracy"] * per_document["masked_tokens"]).sum() / masked),
+    }
+    return PretrainingResult(
+        variant=variant,
+        metrics=metrics,
+        train_runtime_s=counter.elapsed_s or train_output.metrics["train_runtime"],
+        train_sequences=sequences,
+        train_tokens=tokens,
+        computed_tokens=computed,
+        optimizer_steps=steps,
+        sequences_per_step=sequences / steps if steps else 0.0,
+        log_history=list(trainer.state.log_history),
+        model=trainer.model,
+        masked_tokens=counter.masked_total(),
+        per_document=per_document,
+    )
+
+
+def concatenate_and_chunk(
+    pieces: datasets.Dataset, max_seq_length: int, drop_remainder: bool = True
+) -> datasets.Dataset:
+    """`run_mlm.py`'s `group_texts`: all pieces concatenated (each with its [CLS]/[SEP]), cut into rows.
+
+    Rows: `input_ids`, `token_type_ids`, `attention_mask` (all 1: one "sequence" per row, so positions
+    run on and attention crosses documents) and `example_ids` (the row's index, which seeds its mask).
+    `drop_remainder` drops the last, short row as `group_texts` does.
+
+    >>> rows = datasets.Dataset.from_dict({"input_ids": [[101, 5, 102], [101, 6, 7, 102], [101, 8, 102]]})
+    >>> concatenate_and_chunk(rows, 4)["input_ids"]
+    [[101, 5, 102, 101], [6, 7, 102, 101]]
+    """
+    flat = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in pieces["input_ids"]])
+    rows = len(flat) // max_seq_length
+    if not drop_remainder and len(flat) % max_seq_length:
+        rows += 1
+    chunks = [flat[i * max_seq_length : (i + 1) * max_seq_length].tolist() for i in range(rows)]
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": chunks,
+            "token_type_ids": [[0] * len(c) for c in chunks],
+            "attention_mask": [[1] * len(c) for c in chunks],
+            "example_ids": list(range(rows)),
+        }
+    )
+
+
+def evaluate_mlm(
+    model: Any,
+    pieces: datasets.Dataset,
+    tokenizer: Any,
+    *,
+    max_seq_length: int,
+    max_seq_per_pack: int = 8,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """Held-out masked-token loss and accuracy per document, each document alone (packed, so exact).
+
+    The masks are drawn once per piece (seed, epoch 0, its row), so every model and variant is judged
+    on the same masked tokens. One row per document (`idx` of the pieces): `masked_tokens`, `mlm_loss`
+    (mean cross-entropy over its masked tokens) and `mlm_accuracy`.
+    """
+    packed = pack_dataset(
+        pieces.select_columns([c for c in token_columns(tokenizer) if c in pieces.column_names]),
+        max_seq_length,
+        max_seq_per_pack,
+        label_column=None,
+    )
+    document_of_piece = np.asarray(pieces["idx"])
+    collator = DataCollatorForPackedMaskedLM(tokenizer, seed=seed)
+    losses, correct, documents = [], [], []
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for start in range(0, len(packed), batch_size):
+            rows = [packed[i] for i in range(start, min(start + batch_size, len(packed)))]
+            batch = collator(rows)
+            labels = batch["labels"]
+            masked = labels != IGNORE_INDEX
+            logits = _masked_logits(model, {k: v.to(device) for k, v in batch.items()}, masked)
+            targets = labels[masked]
+            losses.append(torch.nn.functional.cross_entropy(logits.float().cpu(), targets, reduction="none"))
+            correct.append(logits.argmax(-1).cpu() == targets)
+            slots = batch["attention_mask"][masked] - 1
+            rows_of = torch.nonzero(masked)[:, 0]
+            example = torch.tensor([r["example_ids"] for r in rows])[rows_of, slots]
+            documents.append(torch.from_numpy(document_of_piece[example.numpy()]))
+    model.train(was_training)
+    table = pd.DataFrame(
+        {
+            "document": torch.cat(documents).numpy(),
+            "loss": torch.cat(losses).numpy(),
+            "correct": torch.cat(correct).numpy(),
+        }
+    )
+    grouped = table.groupby("document")
+    return pd.DataFrame(
+        {
+            "masked_tokens": grouped.size(),
+            "mlm_loss": grouped["loss"].mean(),
+            "mlm_accuracy": grouped["correct"].mean(),
+        }
+    )
+
+
+def chunking_contamination(
+    model: Any,
+    pieces: datasets.Dataset,
+    tokenizer: Any,
+    max_seq_length: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """How much concatenate-and-chunk changes a document's masked-token predictions through its neighbours.
+
+    Each piece is masked once (the same tokens both ways), then read alone and inside the chunks of
+    the concatenated pieces (`concatenate_and_chunk`, the last short chunk kept). Per piece: `masked_tokens`,
+    `kl` (mean KL divergence of the chunked from the alone prediction over its masked tokens),
+    `max_abs_logit_diff`, `changed` (fraction of masked tokens whose top prediction changes),
+    `loss_alone` and `loss_chunked`, and `starts_chunk` (whether it starts a row, so it saw no
+    earlier neighbour). Zero differences mean no contamination; packing gives exactly the alone values.
+    """
+    collator = DataCollatorForPackedMaskedLM(tokenizer, seed=seed)
+    rows = pieces.select_columns([c for c in token_columns(tokenizer) if c in pieces.column_names])
+    rows = rows.add_column("example_ids", list(range(len(rows))))
+    masked_ids, labels = [], []
+    for start in range(0, len(rows), 64):
+        batch = collator([rows[i] for i in range(start, min(start + 64, len(rows)))])
+        for row in range(batch["input_ids"].shape[0]):
+            n = int(batch["attention_mask"][row].sum())
+            masked_ids.append(batch["input_ids"][row, :n])
+            labels.append(batch["labels"][row, :n])
+    lengths = [len(ids) for ids in masked_ids]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        alone = []
+        for start in range(0, len(masked_ids), batch_size):
+            ids = masked_ids[start : start + batch_size]
+            lab = labels[start : start + batch_size]
+            width = max(len(i) for i in ids)
+            input_ids = torch.stack([torch.nn.functional.pad(i, (0, width - len(i))) for i in ids])
+            label = torch.stack(
+                [torch.nn.functional.pad(x, (0, width - len(x)), value=IGNORE_INDEX) for x in lab]
+            )
+            mask = (torch.arange(width)[None] < torch.tensor([len(i) for i in ids])[:, None]).long()
+            alone.append(
+                _masked_logits(
+                    model,
+                    {
+                        "input_ids": input_ids.to(device),
+                        "attention_mask": mask.to(device),
+                        "labels": label.to(device),
+                    },
+                    label != IGNORE_INDEX,
+                )
+                .float()
+                .cpu()
+            )
+        alone_logits = torch.cat(alone)
+        flat_ids, flat_labels = torch.cat(masked_ids), torch.cat(labels)
+        chunked = []
+        for start in range(0, len(flat_ids), max_seq_length * batch_size):
+            stop = min(start + max_seq_length * batch_size, len(flat_ids))
+            for row_start in range(start, stop, max_seq_length):
+                row = slice(row_start, min(row_start + max_seq_length, stop))
+                ids, lab = flat_ids[row][None], flat_labels[row][None]
+                batch = {
+                    "input_ids": ids.to(device),
+                    "attention_mask": torch.ones_like(ids).to(device),
+                    "labels": lab.to(device),
+                }
+                chunked.append(_masked_logits(model, batch, lab != IGNORE_INDEX).float().cpu())
+        chunked_logits = torch.cat(chunked)
+    model.train(was_training)
+    targets = flat_labels[flat_labels != IGNORE_INDEX]
+    log_alone = torch.log_softmax(alone_logits, -1)
+    log_chunked = torch.log_softmax(chunked_logits, -1)
+    kl = (log_alone.exp() * (log_alone - log_chunked)).sum(-1)
+    piece_of_token = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    piece = piece_of_token[flat_labels != IGNORE_INDEX].numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    table = pd.DataFrame(
+        {
+            "piece": piece,
+            "kl": kl.numpy(),
+            "max_abs_logit_diff": (alone_logits - chunked_logits).abs().amax(-1).numpy(),
+            "changed": (alone_logits.argmax(-1) != chunked_logits.argmax(-1)).numpy(),
+            "loss_alone": -log_alone[torch.arange(len(targets)), targets].numpy(),
+            "loss_chunked": -log_chunked[torch.arange(len(targets)), targets].numpy(),
+        }
+    )
+    grouped = table.groupby("piece")
+    result = pd.DataFrame(
+        {
+            "masked_tokens": grouped.size(),
+            "kl": grouped["kl"].mean(),
+            "max_abs_logit_diff": grouped["max_abs_logit_diff"].max(),
+            "changed": grouped["changed"].mean(),
+            "loss_alone": grouped["loss_alone"].mean(),
+            "loss_chunked": grouped["loss_chunked"].mean(),
+        }
+    )
+    result["starts_chunk"] = (starts[result.index] % max_seq_length) == 0
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------
+# Steps
+
+
+def _world() -> tuple[int, int]:
+    """(processes, this rank); under torchrun the gloo/nccl process group is started here if needed."""
+    import os
+
+    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world_size > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world_size, rank
+
+
+def _all_processes_ratio(numerator: int, denominator: int) -> float:
+    """sum(numerator) / sum(denominator) over all processes."""
+    values = torch.tensor([numerator, denominator], dtype=torch.float64)
+    torch.distributed.all_reduce(values)
+    return float(values[0] / values[1])
+
+
+def _variant_rows(
+    variant: str,
+    pieces: datasets.Dataset,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    algorithm: str,
+    seed: int,
+) -> tuple[datasets.Dataset, float, str]:
+    """The variant's training rows, its documents (pieces) per row and the collator's padding."""
+    tokens = pieces.select_columns(
+        [c for c in ("input_ids", "token_type_ids", "attention_mask") if c in pieces.column_names]
+    )
+    if variant == "packed":
+        packed = pack_dataset(
+            tokens, max_seq_length, max_seq_per_pack, algorithm, label_column=None, seed=seed
+        )
+        return packed, packed_plan(packed).packing_factor, "longest"
+    if variant == "chunked":
+        chunks = concatenate_and_chunk(tokens, max_seq_length)
+        if len(chunks) == 0:
+            raise ValueError(
+                f"The documents hold fewer than max_seq_length={max_seq_length} tokens: no chunk."
+            )
+        return chunks, len(tokens) / len(chunks), "longest"
+    rows = tokens.add_column("example_ids", list(range(len(tokens))))
+    if variant == "grouped":
+        rows = rows.add_column("length", sequence_lengths(rows).tolist())
+    return rows, 1.0, "max_length" if variant == "max_length" else "longest"
+
+
+def _build_model(variant: str, checkpoint: str, attn_implementation: str | None) -> PackedModelForMaskedLM:
+    """The packed MLM for every variant: a 0/1 mask is one sequence per row, as the plain model reads it."""
+    if attn_implementation is None:
+        attention = family_of(AutoConfig.from_pretrained(checkpoint)).attention
+        preferred = ("packed_sdpa", "sdpa") if variant == "packed" else ("sdpa",)
+        attn_implementation = next((name for name in preferred if name in attention), attention[0])
+    return PackedModelForMaskedLM.from_pretrained(checkpoint, attn_implementation=attn_implementation)
+
+
+def _masked_logits(model: Any, batch: dict[str, torch.Tensor], masked: torch.Tensor) -> torch.Tensor:
+    """Vocabulary logits [num_masked, vocab] at the masked positions, in row-major order."""
+    if getattr(model, "masked_positions_only", False):
+        return model(**batch).logits
+    return model(**batch).logits[masked.to(batch["input_ids"].device)]
+
+
+class _MaskedTokenCounter(_ThroughputCounter):
+    """Also counts masked tokens, and documents in chunked rows (by their [CLS] tokens)."""
+
+    def __init__(self, packed: bool, cls_token_id: int, chunked: bool) -> None:
+        super().__init__(packed=packed)
+        self.masked = 0
+        self.cls_token_id, self.chunked = cls_token_id, chunked
+
+    def add(self, inputs: dict[str, Any]) -> None:
+        super().add(inputs)
+        self.masked += int((inputs["labels"] != IGNORE_INDEX).sum())
+        if self.chunked:  # a row is not a document: count the documents that start in it
+            self.sequences += (
+                int((inputs["input_ids"] == self.cls_token_id).sum()) - inputs["input_ids"].shape[0]
+            )
+
+    def masked_total(self) -> int:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            tensor = torch.tensor([self.masked], dtype=torch.float64)
+            torch.distributed.all_reduce(tensor)
+            return int(tensor.item())
+        return self.masked
+
+
+class _ShardTrainer(_CountingTrainer):
+    """With `own_shard`, each process holds its own rows: the data loader must not split them again."""
+
+    def __init__(self, *args: Any, own_shard: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._own_shard = own_shard
+
+    def get_train_dataloader(self) -> Any:
+        if not self._own_shard:
+            return super().get_train_dataloader()
+        dataset = _equal_length_shard(self.train_dataset)
+        generator = torch.Generator().manual_seed(self.args.seed)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.args.per_device_train_batch_size,
+            sampler=torch.utils.data.RandomSampler(dataset, generator=generator),
+            collate_fn=self.data_collator,
+            drop_last=False,
+        )
+
+
+def _equal_length_shard(dataset: datasets.Dataset) -> datasets.Dataset:
+    """Repeat the first rows of a shorter shard so every process runs the same number of steps."""
+    sizes = torch.tensor([len(dataset)])
+    torch.distributed.all_reduce(sizes, op=torch.distributed.ReduceOp.MAX)
+    missing = int(sizes.item()) - len(dataset)
+    if missing == 0:
+        return dataset
+    return datasets.concatenate_datasets(
+        [dataset, dataset.select([i % len(dataset) for i in range(missing)])]
+    )
+
+
+__all__ = [
+    "PRETRAINING_VARIANTS",
+    "PretrainingResult",
+    "chunking_contamination",
+    "concatenate_and_chunk",
+    "evaluate_mlm",
+    "pretrain",
+]
