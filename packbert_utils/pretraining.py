@@ -230,7 +230,7 @@ def concatenate_and_chunk(
     `drop_remainder` drops the last, short row as `group_texts` does.
 
     >>> rows = datasets.Dataset.from_dict({"input_ids": [[101, 5, 102], [101, 6, 7, 102], [101, 8, 102]]})
-    >>> concatenate_and_chunk(rows, 4)["input_ids"]
+    >>> list(concatenate_and_chunk(rows, 4)["input_ids"])
     [[101, 5, 102, 101], [6, 7, 102, 101]]
     """
     flat = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in pieces["input_ids"]])
