@@ -248,6 +248,26 @@ def concatenate_and_chunk(
     )
 
 
+def chunked_sequence_index(lengths: list[int] | np.ndarray, max_seq_length: int) -> np.ndarray:
+    """Which document each token of concatenate-and-chunk rows comes from, numbered 1.. within each row.
+
+    The picture of `concatenate_and_chunk`: [rows, max_seq_length], like a packed `attention_mask`, so
+    `plots.plot_rows` draws it; the difference is that nothing keeps these documents apart. The last,
+    short row is kept (0 pads it).
+
+    >>> chunked_sequence_index([3, 4, 2], 4).tolist()
+    [[1, 1, 1, 2], [1, 1, 1, 2], [1, 0, 0, 0]]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    document = np.repeat(np.arange(len(lengths)), lengths)
+    rows = -(-len(document) // max_seq_length)
+    padded = np.full(rows * max_seq_length, -1, dtype=np.int64)
+    padded[: len(document)] = document
+    table = padded.reshape(rows, max_seq_length)
+    first = np.where(table[:, :1] >= 0, table[:, :1], 0)
+    return np.where(table >= 0, table - first + 1, 0)
+
+
 def evaluate_mlm(
     model: Any,
     pieces: datasets.Dataset,
@@ -539,6 +559,7 @@ def _equal_length_shard(dataset: datasets.Dataset) -> datasets.Dataset:
 __all__ = [
     "PRETRAINING_VARIANTS",
     "PretrainingResult",
+    "chunked_sequence_index",
     "chunking_contamination",
     "concatenate_and_chunk",
     "evaluate_mlm",

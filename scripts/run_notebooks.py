@@ -31,6 +31,7 @@ FAST_PARAMETERS: dict[str, dict[str, object]] = {
         "compare_speed_levers": False,
     },
     "05_fast_inference.ipynb": {"num_texts": 300, "timing_repeats": 1},
+    "07_pretraining.ipynb": {"histogram_split": "validation", "max_steps": 6},
 }
 """Shorter settings for a short session: every comparison stays, on less data and fewer repeats."""
 
