@@ -18,14 +18,9 @@ from transformers import BertConfig, BertForMaskedLM
 from packbert_utils import load_task, pack_dataset, tokenize_task
 from packbert_utils.checks import IGNORE_INDEX
 from packbert_utils.masked_lm import PackedModelForMaskedLM
+from packbert_utils.mlm_evaluation import chunking_contamination, evaluate_mlm
 from packbert_utils.mlm_masking import DataCollatorForPackedMaskedLM
-from packbert_utils.pretraining import (
-    PRETRAINING_VARIANTS,
-    chunking_contamination,
-    concatenate_and_chunk,
-    evaluate_mlm,
-    pretrain,
-)
+from packbert_utils.pretraining import PRETRAINING_VARIANTS, concatenate_and_chunk, pretrain
 from packbert_utils.training import _limit, fine_tune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
