@@ -17,7 +17,7 @@ what padding costs and what packing saves. The unit chosen here for the State of
 * held-out documents are whole speeches: validation and test speeches never lend a paragraph to train.
 
 A local text file (documents separated by blank lines) or a text column of any dataset works the same
-way through `tokenize_documents`.
+way: `load_documents` splits them for pre-training, `tokenize_documents` cuts them into pieces.
 """
 
 from __future__ import annotations
@@ -194,6 +194,67 @@ def read_text_file(path: str | os.PathLike) -> datasets.Dataset:
     if not blocks:
         raise ValueError(f"{path} holds no text; documents are its blank-line separated blocks.")
     return datasets.Dataset.from_dict({"text": blocks})
+
+
+def load_documents(
+    source: str | os.PathLike | datasets.Dataset,
+    *,
+    text_column: str = "text",
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+) -> Any:
+    """Your own documents as masked-LM splits: a local text file (`read_text_file`) or a dataset's column.
+
+    Returns train/validation/test splits (documents at random, reproducibly for `seed`) with `text` and
+    `idx` columns and a masked-LM task, ready for `tokenize_task` and `pretraining.pretrain`.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = path.write_text("\\n\\n".join(f"Note {i}. It is short." for i in range(20)))
+    >>> data = load_documents(path)
+    >>> data.task.problem_type, {name: len(split) for name, split in data.items()}
+    ('masked_lm', {'train': 16, 'validation': 2, 'test': 2})
+    """
+    from .tasks import TaskDatasetDict, TaskSpec
+
+    if isinstance(source, datasets.Dataset):
+        if text_column not in source.column_names:
+            raise ValueError(
+                f"text_column={text_column!r} is not a column of the dataset: {source.column_names}."
+            )
+        texts, name = list(source[text_column]), f"documents in column {text_column!r}"
+    elif isinstance(source, str | os.PathLike):
+        if text_column != "text":
+            raise ValueError("text_column only applies to a dataset; a text file's documents are its blocks.")
+        texts, name = list(read_text_file(source)["text"]), os.fspath(source)
+    else:
+        raise TypeError(
+            f"source must be a text file path or a datasets.Dataset, got {type(source).__name__}."
+        )
+    splits = split_indices(
+        len(texts), validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
+    )
+    spec = TaskSpec(
+        name=name,
+        text_columns=("text",),
+        num_labels=0,
+        problem_type="masked_lm",
+        metrics=("mlm_loss", "mlm_accuracy"),
+        label_names=(),
+        source=f"{name} (licence: that of the text)",
+        description=f"Masked-LM documents: {len(texts):,} texts, split at random.",
+        offline=True,
+    )
+    return TaskDatasetDict(
+        {
+            split: datasets.Dataset.from_dict(
+                {"text": [texts[i] for i in indices], "idx": list(range(len(indices)))}, split=split
+            )
+            for split, indices in splits.items()
+        },
+        task=spec,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -374,6 +435,7 @@ __all__ = [
     "PieceCounts",
     "cut_points",
     "group_paragraphs",
+    "load_documents",
     "piece_counts",
     "read_sotu_documents",
     "read_sotu_paragraphs",

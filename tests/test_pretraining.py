@@ -17,6 +17,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from packbert_utils import load_task, pack_dataset, tokenize_task
 from packbert_utils.checks import IGNORE_INDEX
+from packbert_utils.documents import load_documents
 from packbert_utils.masked_lm import PackedModelForMaskedLM
 from packbert_utils.mlm_evaluation import chunking_contamination, evaluate_mlm
 from packbert_utils.mlm_masking import DataCollatorForPackedMaskedLM
@@ -199,3 +200,14 @@ def test_a_packed_batch_gives_the_padded_batchs_loss_and_gradients(tiny_checkpoi
     assert len(gradients[0]) > 5 and any(float(g.abs().max()) > 1e-4 for g in gradients[0].values())
     for name, gradient in gradients[0].items():
         torch.testing.assert_close(gradient, gradients[1][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_own_documents_from_a_dataset_column_pretrain(tiny_checkpoint) -> None:
+    speeches = load_task("sotu")["test"].select(range(40)).rename_column("text", "body")
+    data = load_documents(speeches, text_column="body", seed=1)
+    assert sum(len(split) for split in data.values()) == 40 and data.task.is_masked_lm
+    assert data["train"]["text"][0] in speeches["body"]
+    result = pretrain(data, tiny_checkpoint, "packed", max_steps=1, **{**SMALL, "max_train_rows": None})
+    assert result.optimizer_steps == 1 and len(result.per_document) == len(data["validation"])
+    with pytest.raises(ValueError, match="text_column='text' is not a column"):
+        load_documents(speeches)
