@@ -97,9 +97,8 @@ def test_masked_positions_only_gives_the_full_heads_loss_and_gradients(family) -
         torch.manual_seed(0)  # the same dropout
         loss = model(**columns, num_items_in_batch=40).loss
         loss.backward()
-        results.append(
-            (float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
-        )
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((float(loss.detach()), grads))
     (loss_a, grads_a), (loss_b, grads_b) = results
     assert abs(loss_a - loss_b) <= 1e-6
     assert grads_a.keys() == grads_b.keys() and len(grads_a) > 5
