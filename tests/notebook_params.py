@@ -56,6 +56,16 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "sequences_per_step": 16,
         "max_steps": 3,
     },
+    # The validation split's histogram; 3 MLM steps on 24 documents, contamination of 4 documents.
+    "07_pretraining.ipynb": {
+        "histogram_split": "validation",
+        "num_pictured_documents": 6,
+        "train_documents": 24,
+        "eval_documents": 4,
+        "sequences_per_step": 8,
+        "max_steps": 3,
+        "contamination_documents": 4,
+    },
     # 2 packed training steps of 8 windows on 24 questions, 16 dev questions answered.
     "08_question_answering.ipynb": {
         "histogram_questions": 150,

@@ -48,6 +48,15 @@ def test_training_variants_trains_the_runs_asked_for(tmp_path):
     assert [row.split("|")[1].strip() for row in rows] == ["packed+full", "grouped+bf16"]
 
 
+@pytest.mark.slow
+def test_pretraining_speed_reports_the_levers_apart(tmp_path):
+    table = run_benchmark(
+        "pretraining_speed.py", "--quick", "--runs", "packed", "packed+fullhead", output=tmp_path / "p.md"
+    )
+    rows = [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| 128 |")]
+    assert rows == ["packed", "packed+fullhead"]
+
+
 def test_training_variants_refuses_a_misspelt_run(tmp_path):
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS / "training_variants.py"), "--runs", "packed+fp8"],

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packbert_utils.data.corpora import split_indices
 from packbert_utils.data.loading import load_task
+from packbert_utils.data.splits import split_indices
 from packbert_utils.data.tasks import get_task, offline_task_names
 from packbert_utils.offline import data_file
 
@@ -128,12 +128,14 @@ def test_every_split_has_idx_and_the_task_columns(loaded: dict[str, datasets.Dat
         "wnut16": ["id", "copies", "tag_variants"],
         "review_affect": ["movie", "sentiment"],
         "squad": ["id", "title"],
+        "sotu": ["speech", "year", "president", "first_paragraph", "num_paragraphs"],
     }
     for name, splits in loaded.items():
         spec = get_task(name)
         assert list(splits) == ["train", "validation", "test"]
+        label = [] if spec.is_masked_lm else ["label"]  # pre-training documents have none
         for split in splits.values():
-            assert split.column_names == [*spec.text_columns, "label", *extra.get(name, []), "idx"]
+            assert split.column_names == [*spec.text_columns, *label, *extra.get(name, []), "idx"]
             assert split.features["idx"] == datasets.Value("int64")
             assert split["idx"] == list(range(len(split)))
 

@@ -142,6 +142,10 @@ def test_every_metric_name_has_an_implementation() -> None:
         elif spec.is_question_answering:  # answer texts against lists of gold answers
             assert tuple(metrics.task_metrics(spec, ["a b"], [["a b"]])) == spec.metrics
             continue
+        elif spec.is_masked_lm:  # vocabulary logits at each token
+            labels = np.array([[IGNORE_INDEX, 1, 2, 0]])
+            assert tuple(metrics.task_metrics(spec, np.eye(3)[labels.clip(0)], labels)) == spec.metrics
+            continue
         else:
             labels = np.arange(4) % spec.num_labels
         assert tuple(metrics.task_metrics(spec, labels, labels)) == spec.metrics

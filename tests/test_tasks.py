@@ -32,6 +32,7 @@ def test_registry_describes_each_task() -> None:
         "wnut16": (("tokens",), 21, ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")),
         "review_affect": (("sentence",), 8, ("micro_f1", "macro_f1", "exact_match")),
         "squad": (("question", "context"), 2, ("answer_exact_match", "answer_f1")),
+        "sotu": (("text",), 0, ("mlm_loss", "mlm_accuracy")),
         "cola": (("sentence",), 2, ("matthews_correlation",)),
         "sst2": (("sentence",), 2, ("accuracy",)),
         "mrpc": (("sentence1", "sentence2"), 2, ("accuracy", "f1")),
@@ -58,15 +59,16 @@ def test_registry_describes_each_task() -> None:
             "wnut16": "token_classification",
             "review_affect": "multi_label_classification",
             "squad": "question_answering",
+            "sotu": "masked_lm",
         }.get(name, "regression" if num_labels == 1 else "single_label_classification")
         assert spec.problem_type == kind
         assert spec.is_multi_label == (kind == "multi_label_classification")
         assert spec.is_token_classification == (kind == "token_classification")
         assert spec.config_problem_type == (
-            None if kind in ("token_classification", "question_answering") else kind
+            None if kind in ("token_classification", "question_answering", "masked_lm") else kind
         )
         assert set(spec.metrics) <= set(METRICS_BY_PROBLEM_TYPE[kind])
-        assert len(spec.label_names) == (0 if num_labels == 1 else num_labels)
+        assert len(spec.label_names) == (0 if num_labels <= 1 else num_labels)
         assert spec.source and spec.description
         assert spec.offline == (spec.hub_dataset is None) or name == "squad"  # package files, else hub
         if not spec.offline:
@@ -80,6 +82,7 @@ def test_registry_describes_each_task() -> None:
         "wnut16",
         "review_affect",
         "squad",
+        "sotu",
     ]
     assert get_task("rotten_tomatoes").label_names == ("rotten", "fresh")  # 1 = positive, as in SST-2
     assert get_task("sst2").label_names == ("negative", "positive")

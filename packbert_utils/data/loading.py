@@ -127,7 +127,8 @@ def _load_offline(
         spec, validation_fraction=validation_fraction, test_fraction=test_fraction, seed=seed
     )
     extra = [column for column in rows[0] if column not in (*spec.text_columns, "label")]
-    columns = [*spec.text_columns, "label", *extra]
+    label = [] if spec.is_masked_lm else ["label"]  # documents for pre-training have no label
+    columns = [*spec.text_columns, *label, *extra]
     table = pa.table({column: [row[column] for row in rows] for column in columns})
     text = (
         datasets.List(datasets.Value("string")) if spec.is_token_classification else datasets.Value("string")
@@ -135,7 +136,7 @@ def _load_offline(
     features = datasets.Features(
         {
             **{column: text for column in spec.text_columns},
-            "label": label_feature(spec),
+            **{column: label_feature(spec) for column in label},
             **{column: _extra_feature(table.column(column).type, column) for column in extra},
             "idx": datasets.Value("int64"),
         }

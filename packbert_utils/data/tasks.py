@@ -18,6 +18,7 @@ from .sources import (
     REVIEW_AFFECT_LABELS,
     REVIEW_AFFECT_SOURCE,
     RT_SOURCE,
+    SOTU_SOURCE,
     TREC_COARSE,
     TREC_FINE,
     TREC_SOURCE,
@@ -192,6 +193,20 @@ TASKS: dict[str, TaskSpec] = {
             offline=True,
             hub_dataset="rajpurkar/squad",
         ),
+        TaskSpec(
+            name="sotu",
+            text_columns=("text",),
+            num_labels=0,
+            problem_type="masked_lm",
+            metrics=("mlm_loss", "mlm_accuracy"),
+            label_names=(),
+            source=SOTU_SOURCE,
+            description="Masked-language-model pre-training text: the 249 State of the Union addresses "
+            "(1790-2026) as 6,579 documents of consecutive paragraphs (a geometric number, mean 4, per "
+            "document; see packbert_utils.data.documents); documents longer than max_seq_length are cut at "
+            "sentence ends when tokenized. Validation and test hold out whole speeches.",
+            offline=True,
+        ),
         _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("matthews_correlation",), "CoLA"),
         _glue("sst2", ("sentence",), ("negative", "positive"), ("accuracy",), "SST-2"),
         _glue("mrpc", _PAIR, ("not_equivalent", "equivalent"), ("accuracy", "f1"), "MRPC"),
@@ -229,7 +244,7 @@ def offline_task_names() -> list[str]:
 
     >>> offline_task_names()  # doctest: +NORMALIZE_WHITESPACE
     ['rotten_tomatoes', 'movie_ratings', 'trec', 'trec_fine', 'movie_match', 'wnut16',
-     'review_affect', 'squad']
+     'review_affect', 'squad', 'sotu']
     """
     return [name for name, spec in TASKS.items() if spec.offline]
 

@@ -35,12 +35,13 @@ import pyarrow.compute as pc
 
 from ..checks import IGNORE_INDEX, check_positive_int
 from ..offline import default_checkpoint, hub_errors, hub_or_cache
+from .documents import tokenize_documents
 from .local_files import dataset_from_table
 from .task_spec import TaskDatasetDict, TaskSpec
 from .tasks import get_task, offline_alternatives
+from .token_columns import TOKEN_COLUMNS, check_fast_tokenizer, token_columns
 from .truncation import Truncator, encode_texts
 
-TOKEN_COLUMNS = ("input_ids", "token_type_ids", "attention_mask")
 _LIST_TYPE = pa.list_(pa.int64())
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 BATCH_ROWS = 1_000
@@ -101,7 +102,8 @@ def tokenize_task(
     pair; only for tokenizers whose model has token types, see `token_columns`) and `attention_mask`;
     the text columns and any other columns are dropped (`idx` joins the rows back to the untokenized
     split). Rows longer than `max_seq_length` are truncated (pairs with `longest_first`) and a
-    `TruncationWarning` says exactly how many, per split.
+    `TruncationWarning` says exactly how many, per split. Masked-LM tasks (documents, e.g. `sotu`) are
+    never truncated: each document is cut into pieces at sentence ends (`documents.tokenize_documents`).
 
     The label column is carried over as it is (a class id, a float, or a multi-label float vector),
     except for token-classification tasks: their rows are word lists, tokenized as one sequence each,
@@ -143,6 +145,8 @@ def tokenize_task(
         raise TypeError(f"Expected a datasets.DatasetDict or Dataset, got {type(data).__name__}.")
     length = _check_max_seq_length(max_seq_length, tokenizer, len(spec.text_columns))
     tokenize_split = _tokenize_word_split if spec.is_token_classification else _tokenize_split
+    if spec.is_masked_lm:
+        tokenize_split = _tokenize_document_split
     if isinstance(data, datasets.DatasetDict):
         splits = {}
         for split, part in data.items():  # a loop, not a comprehension: the warning's stacklevel
@@ -216,19 +220,6 @@ def sequence_lengths(tokenized: datasets.Dataset) -> np.ndarray:
     return pc.list_value_length(column).to_numpy().astype(np.int64)
 
 
-def token_columns(tokenizer: Any) -> tuple[str, ...]:
-    """The token columns a tokenizer's model takes, in `TOKEN_COLUMNS` order.
-
-    `token_type_ids` only when the tokenizer lists it in `model_input_names` (BERT, ALBERT, ELECTRA,
-    DeBERTa); RoBERTa, DistilBERT and ModernBERT tokenizers give `input_ids` and `attention_mask`.
-
-    >>> token_columns(load_tokenizer())
-    ('input_ids', 'token_type_ids', 'attention_mask')
-    """
-    names = getattr(tokenizer, "model_input_names", None) or TOKEN_COLUMNS
-    return tuple(column for column in TOKEN_COLUMNS if column != "token_type_ids" or column in names)
-
-
 def align_tags_to_tokens(word_ids: Sequence[int | None], word_tags: Sequence[int]) -> list[int]:
     """Per-token labels from per-word tags, given a fast tokenizer's `word_ids()` for one sequence.
 
@@ -278,7 +269,7 @@ def tokenize_words(
     >>> columns["input_ids"][0], columns["labels"][0]
     ([101, 14743, 5749, 102], [-100, 1, 0, -100])
     """
-    _check_fast(tokenizer)
+    check_fast_tokenizer(tokenizer)
     if max_length is not None:
         check_positive_int(max_length, "max_length")
     rows = [list(row) for row in words]
@@ -389,6 +380,18 @@ def _tokenize_split(
     return _assemble(table, columns, chunks, label, dataset.split)
 
 
+def _tokenize_document_split(
+    dataset: datasets.Dataset,
+    tokenizer: Any,
+    max_seq_length: int,
+    text_columns: tuple[str, ...],
+    label_column: str,
+    where: str,
+) -> datasets.Dataset:
+    """Documents for masked-LM: cut at sentence ends into pieces of max_seq_length, never truncated."""
+    return tokenize_documents(dataset, tokenizer, max_seq_length, text_columns[0])
+
+
 def _tokenize_word_split(
     dataset: datasets.Dataset,
     tokenizer: Any,
@@ -398,7 +401,7 @@ def _tokenize_word_split(
     where: str,
 ) -> datasets.Dataset:
     """`_tokenize_split` for token-classification rows: a list of words per row, a tag per word."""
-    _check_fast(tokenizer)
+    check_fast_tokenizer(tokenizer)
     table = _checked_table(dataset, text_columns, where)
     (words_column,) = text_columns
     words = table.column(words_column).combine_chunks()
@@ -453,14 +456,6 @@ def _is_list_of(arrow_type: pa.DataType, value_test: Any) -> bool:
     return (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)) and value_test(
         arrow_type.value_type
     )
-
-
-def _check_fast(tokenizer: Any) -> None:
-    if not getattr(tokenizer, "is_fast", False):
-        raise TypeError(
-            f"tokenizer must be a fast tokenizer (word_ids() is needed), got {type(tokenizer).__name__}; "
-            "load it with AutoTokenizer.from_pretrained(..., use_fast=True)."
-        )
 
 
 @dataclass

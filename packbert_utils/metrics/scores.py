@@ -67,7 +67,15 @@ _REGRESSION: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 MULTI_LABEL_METRICS = ("micro_f1", "macro_f1", "exact_match")
 TOKEN_METRICS = ("entity_precision", "entity_recall", "entity_f1", "token_accuracy")
-SUPPORTED_METRICS = (*_CLASSIFICATION, *_REGRESSION, *MULTI_LABEL_METRICS, *TOKEN_METRICS, *QA_METRICS)
+MASKED_LM_METRICS = ("mlm_loss", "mlm_accuracy")
+SUPPORTED_METRICS = (
+    *_CLASSIFICATION,
+    *_REGRESSION,
+    *MULTI_LABEL_METRICS,
+    *TOKEN_METRICS,
+    *QA_METRICS,
+    *MASKED_LM_METRICS,
+)
 
 
 def _check_count(labels: np.ndarray, predictions: np.ndarray) -> None:
@@ -273,6 +281,35 @@ def _token_sequences(
     return sequences
 
 
+def masked_lm_metrics(logits: Any, labels: Any) -> dict[str, float]:
+    """Mean cross-entropy and accuracy over the masked tokens (labels != -100) of vocabulary logits.
+
+    `logits` [..., vocab] and `labels` [...] have the same leading shape (per-token logits and labels,
+    or the masked positions only).
+
+    >>> scores = masked_lm_metrics([[[0.0, 0.0], [3.0, 0.0]]], [[-100, 0]])
+    >>> round(scores["mlm_loss"], 4), scores["mlm_accuracy"]
+    (0.0486, 1.0)
+    """
+    logits = to_numpy(logits).astype(np.float64)
+    labels = to_numpy(labels)
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(
+            f"logits {logits.shape} and labels {labels.shape} must agree up to the vocabulary dimension."
+        )
+    masked = labels != -100
+    if not masked.any():
+        raise ValueError("No masked token (every label is -100): there is nothing to score.")
+    scores = logits[masked]
+    targets = labels[masked].astype(np.int64)
+    if targets.min() < 0 or targets.max() >= scores.shape[-1]:
+        raise ValueError(f"labels must be token ids in [0, {scores.shape[-1]}) or -100.")
+    top = scores.max(axis=-1, keepdims=True)
+    log_norm = np.log(np.exp(scores - top).sum(axis=-1)) + top[:, 0]
+    loss = log_norm - scores[np.arange(len(targets)), targets]
+    return {"mlm_loss": float(loss.mean()), "mlm_accuracy": float((scores.argmax(-1) == targets).mean())}
+
+
 def token_metrics(
     predictions: Any, labels: Any, label_names: Sequence[str], sequence_ids: Any = None
 ) -> dict[str, float]:
@@ -326,6 +363,7 @@ def _kind(spec: Any) -> str:
         ("multi_label", MULTI_LABEL_METRICS),
         ("token", TOKEN_METRICS),
         ("question_answering", QA_METRICS),
+        ("masked_lm", MASKED_LM_METRICS),
     ):
         if wanted and wanted <= set(names):
             return kind
@@ -385,6 +423,8 @@ def task_metrics(
         )
     if kind == "question_answering":  # predictions: answer texts; labels: gold answer texts per question
         scores = squad_scores(predictions, labels)
+    elif kind == "masked_lm":
+        scores = masked_lm_metrics(predictions, labels)
     elif kind == "multi_label":
         scores = multi_label_metrics(predictions, labels, spec.num_labels)
     elif kind == "token":

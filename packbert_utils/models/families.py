@@ -44,20 +44,28 @@ from typing import Any
 import torch
 import transformers
 from transformers import (
+    AlbertForMaskedLM,
     AlbertForSequenceClassification,
     AlbertForTokenClassification,
+    BertForMaskedLM,
     BertForSequenceClassification,
     BertForTokenClassification,
+    DebertaV2ForMaskedLM,
     DebertaV2ForSequenceClassification,
     DebertaV2ForTokenClassification,
+    DistilBertForMaskedLM,
     DistilBertForSequenceClassification,
     DistilBertForTokenClassification,
+    ElectraForMaskedLM,
     ElectraForSequenceClassification,
     ElectraForTokenClassification,
+    ModernBertForMaskedLM,
     ModernBertForSequenceClassification,
     ModernBertForTokenClassification,
+    RobertaForMaskedLM,
     RobertaForSequenceClassification,
     RobertaForTokenClassification,
+    XLMRobertaForMaskedLM,
     XLMRobertaForSequenceClassification,
     XLMRobertaForTokenClassification,
 )
@@ -225,6 +233,39 @@ def _modernbert_head(model: Any, pooled: torch.Tensor) -> torch.Tensor:
     return model.classifier(model.drop(model.head(pooled)))
 
 
+# ---- masked-language-model heads: [N, hidden] states -> [N, vocab] logits, as the plain forward ----------
+
+
+def _bert_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    return model.cls(hidden)
+
+
+def _roberta_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    return model.lm_head(hidden)
+
+
+def _distilbert_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    return model.vocab_projector(model.vocab_layer_norm(model.activation(model.vocab_transform(hidden))))
+
+
+def _electra_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    return model.generator_lm_head(model.generator_predictions(hidden))
+
+
+def _albert_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    return model.predictions(hidden)
+
+
+def _deberta_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    if model.legacy:
+        return model.cls(hidden)
+    return model.lm_predictions(hidden, model.deberta.embeddings.word_embeddings)
+
+
+def _modernbert_mlm_head(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    return model.decoder(model.head(hidden))
+
+
 @dataclass(frozen=True)
 class Family:
     """How one encoder family runs packed: its classes, conventions and the pieces of its forward.
@@ -253,11 +294,17 @@ class Family:
     pool: Callable[[Any, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = first_tokens
     row_distances_are_positions: bool = False
     encode_summaries: Callable[..., torch.Tensor] | None = None
+    masked_lm_class: type | None = None
+    masked_lm_head: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
 
     def plain_class(self, task: str) -> type:
-        """The family's transformers class for `task` ("sequence", "token" or "question_answering")."""
+        """The family's transformers class for `task`: sequence, token, question_answering or masked_lm."""
         if task == "question_answering":  # transformers' own mapping (the heads: question_answering.py)
             return getattr(transformers, MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES[self.model_type])
+        if task == "masked_lm":
+            if self.masked_lm_class is None:
+                raise ValueError(f"{self.name} has no masked-language-model class in transformers.")
+            return self.masked_lm_class
         return {"sequence": self.sequence_class, "token": self.token_class}[task]
 
     def first_position(self, config: Any) -> int:
@@ -280,6 +327,8 @@ FAMILIES: dict[str, Family] = {
             _bert_head,
             _dropout_classifier,
             encode_summaries=encode_summaries,
+            masked_lm_class=BertForMaskedLM,
+            masked_lm_head=_bert_mlm_head,
         ),
         Family(
             "RoBERTa",
@@ -290,6 +339,8 @@ FAMILIES: dict[str, Family] = {
             _dropout_classifier,
             offset_positions=True,
             encode_summaries=encode_summaries,
+            masked_lm_class=RobertaForMaskedLM,
+            masked_lm_head=_roberta_mlm_head,
         ),
         Family(
             "XLM-RoBERTa",
@@ -300,6 +351,8 @@ FAMILIES: dict[str, Family] = {
             _dropout_classifier,
             offset_positions=True,
             encode_summaries=encode_summaries,
+            masked_lm_class=XLMRobertaForMaskedLM,
+            masked_lm_head=_roberta_mlm_head,
         ),
         Family(
             "DistilBERT",
@@ -309,6 +362,8 @@ FAMILIES: dict[str, Family] = {
             _distilbert_head,
             _dropout_classifier,
             encode_summaries=encode_summaries,
+            masked_lm_class=DistilBertForMaskedLM,
+            masked_lm_head=_distilbert_mlm_head,
         ),
         Family(
             "ELECTRA",
@@ -318,6 +373,8 @@ FAMILIES: dict[str, Family] = {
             _first_token_head,
             _dropout_classifier,
             encode_summaries=encode_summaries,
+            masked_lm_class=ElectraForMaskedLM,
+            masked_lm_head=_electra_mlm_head,
         ),
         Family(
             "ALBERT",
@@ -326,6 +383,8 @@ FAMILIES: dict[str, Family] = {
             AlbertForTokenClassification,
             _albert_head,
             _dropout_classifier,
+            masked_lm_class=AlbertForMaskedLM,
+            masked_lm_head=_albert_mlm_head,
         ),
         Family(
             "DeBERTa-v2/v3",
@@ -338,6 +397,8 @@ FAMILIES: dict[str, Family] = {
             encode=_encode_deberta_v2,
             build_mask=_boolean_mask,
             row_distances_are_positions=True,
+            masked_lm_class=DebertaV2ForMaskedLM,
+            masked_lm_head=_deberta_mlm_head,
         ),
         Family(
             "ModernBERT",
@@ -348,6 +409,8 @@ FAMILIES: dict[str, Family] = {
             _modernbert_head,
             build_mask=_modernbert_masks,
             pool=_modernbert_pool,
+            masked_lm_class=ModernBertForMaskedLM,
+            masked_lm_head=_modernbert_mlm_head,
         ),
     )
 }

@@ -203,9 +203,17 @@ def run_training(
     eval_batch_size: int = 64,
     label_names: Sequence[str] = ("labels",),
     callbacks: Sequence[TrainerCallback] = (),
+    counter: ThroughputCounter | None = None,
+    trainer_class: type[CountingTrainer] | None = None,
+    trainer_options: dict[str, Any] | None = None,
+    remove_unused_columns: bool = True,
 ) -> Run:
-    """Train `model` on `train_dataset` with the Trainer settings of `config`; returns the finished run."""
-    counter = ThroughputCounter(packed=variant == "packed")
+    """Train `model` on `train_dataset` with the Trainer settings of `config`; returns the finished run.
+
+    A task that counts more than sequences and tokens passes its own `counter`; one whose processes hold
+    their own shards passes its own `trainer_class` (a `CountingTrainer`) and its `trainer_options`.
+    """
+    counter = counter or ThroughputCounter(packed=variant == "packed")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
@@ -231,9 +239,10 @@ def run_training(
             ddp_backend="gloo" if world_size > 1 and not torch.cuda.is_available() else None,
             train_sampling_strategy="group_by_length" if variant == "grouped" else "random",
             label_names=list(label_names),
+            remove_unused_columns=remove_unused_columns,
             dataloader_num_workers=0,
         )
-        trainer = CountingTrainer(
+        trainer = (trainer_class or CountingTrainer)(
             model=model,
             args=args,
             train_dataset=train_dataset,
@@ -241,6 +250,7 @@ def run_training(
             processing_class=tokenizer,
             callbacks=[counter, *callbacks],
             counter=counter,
+            **(trainer_options or {}),
         )
         if not config.progress:  # without a progress bar the Trainer prints every log dict instead
             trainer.remove_callback(PrinterCallback)

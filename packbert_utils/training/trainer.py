@@ -137,6 +137,11 @@ def _load_splits(
     else:  # an explicit task describes the splits (and overrides a task they carry)
         source = dataset if task is None and isinstance(dataset, TaskDatasetDict) else task
         raw = TaskDatasetDict(dataset, task=None if source is None else get_task(source, **columns))
+    if raw.task.problem_type == "masked_lm":
+        raise ValueError(
+            f"Task {raw.task.name!r} is a masked-language-model corpus without labels; train on it with "
+            "packbert_utils.pretrain, then fine-tune the saved model on a labelled task."
+        )
     eval_split = config.eval_split
     if "train" not in raw or eval_split not in raw:
         raise ValueError(
