@@ -1,9 +1,11 @@
-"""How each benchmark script hands over results: a printed Markdown table, optionally saved with a chart."""
+"""What the benchmark scripts share: run names of a variant plus levers, and handing over results (a printed
+Markdown table, optionally saved with a chart)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def publish(table: str, output: str | Path | None, draw: Callable[[Path], None]) -> None:
@@ -15,3 +17,16 @@ def publish(table: str, output: str | Path | None, draw: Callable[[Path], None])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(table + "\n", encoding="utf-8")
         draw(path.with_suffix(".png"))
+
+
+def run_settings(name: str, variants: Sequence[str], levers: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The keyword arguments of a run name such as "packed+bf16": its variant, then each lever's settings."""
+    variant, *chosen = name.split("+")
+    if variant not in variants or any(lever not in levers for lever in chosen):
+        raise ValueError(
+            f"unknown run {name!r}: a variant of {tuple(variants)} with +levers from {sorted(levers)}"
+        )
+    settings: dict[str, Any] = {"variant": variant}
+    for lever in chosen:
+        settings.update(levers[lever])
+    return settings

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _publish import publish
+from _publish import run_settings as shared_run_settings
 
 VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 # A run is a variant with optional levers: "packed+bf16", "packed+dense", "grouped+bf16". Packed rows use
@@ -43,14 +44,8 @@ DEFAULT_RUNS = (
 
 
 def run_settings(name: str) -> dict[str, Any]:
-    """fine_tune keyword arguments of a run name such as "packed+buckets+bf16"."""
-    variant, *levers = name.split("+")
-    if variant not in VARIANTS or any(lever not in LEVERS for lever in levers):
-        raise ValueError(f"unknown run {name!r}: a variant of {VARIANTS} with +levers from {sorted(LEVERS)}")
-    settings: dict[str, Any] = {"variant": variant}
-    for lever in levers:
-        settings.update(LEVERS[lever])
-    return settings
+    """fine_tune keyword arguments of a run name such as "packed+bf16"."""
+    return shared_run_settings(name, VARIANTS, LEVERS)
 
 
 def _train_once(settings: dict[str, Any]) -> dict[str, Any]:

@@ -250,6 +250,34 @@ class PackedModel:
         """Run the family's encoder on packed rows; extra keyword arguments go to the encoder."""
         return self._packbert_family.encode(self, **self.packed_encoder_inputs(batch), **kwargs)
 
+    def _packed_inputs(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        token_type_ids: Any,
+        position_ids: Any,
+        cls_positions: Any,
+        kwargs: dict[str, Any],
+        num_slots: int | None,
+    ) -> tuple[PackedBatch, Any, bool]:
+        """What every packed head's forward does first: the checked packed batch, and the Trainer's
+        `num_items_in_batch` and `return_dict` taken out of `kwargs` (`example_ids` is dropped: it only
+        maps outputs back to rows); what stays in `kwargs` goes to the encoder."""
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        kwargs.pop("example_ids", None)
+        return_dict = kwargs.pop("return_dict", True)
+        batch = check_packed_inputs(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            cls_positions,
+            num_slots,
+            self._packbert_family,
+            self.config,
+        )
+        return batch, num_items_in_batch, return_dict
+
 
 class PackedModelForSequenceClassification(PackedModel):
     """A sequence classifier over packs: logits [batch, max_seq_per_pack, num_labels], one row per slot.
@@ -367,18 +395,14 @@ class PackedModelForSequenceClassification(PackedModel):
         Trainer's `num_items_in_batch`, if given, divides the summed loss; `example_ids` is accepted
         and ignored; other keyword arguments go to the encoder.
         """
-        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("example_ids", None)
-        return_dict = kwargs.pop("return_dict", True)
-        batch = check_packed_inputs(
+        batch, num_items_in_batch, return_dict = self._packed_inputs(
             input_ids,
             attention_mask,
             token_type_ids,
             position_ids,
             cls_positions,
+            kwargs,
             self.config.max_seq_per_pack,
-            self._packbert_family,
-            self.config,
         )
         family = self._packbert_family
         hidden_states = attentions = None
@@ -494,19 +518,14 @@ class PackedModelForTokenClassification(PackedModel):
         the mean over labelled tokens, the plain model's loss on the same sequences (with the Trainer's
         `num_items_in_batch`: their summed loss divided by it).
         """
-        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("example_ids", None)
-        return_dict = kwargs.pop("return_dict", True)
-        num_slots = getattr(self.config, "max_seq_per_pack", None)
-        batch = check_packed_inputs(
+        batch, num_items_in_batch, return_dict = self._packed_inputs(
             input_ids,
             attention_mask,
             token_type_ids,
             position_ids,
             cls_positions,
-            num_slots,
-            self._packbert_family,
-            self.config,
+            kwargs,
+            getattr(self.config, "max_seq_per_pack", None),
         )
         outputs = self.encode_packed(batch, **kwargs)
         logits = self._packbert_family.token_head(self, outputs.last_hidden_state)

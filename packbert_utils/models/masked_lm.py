@@ -48,7 +48,6 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from ..checks import IGNORE_INDEX
 from .heads import PackedModel
-from .inputs import check_packed_inputs
 from .losses import packed_token_loss
 
 logger = logging.getLogger(__name__)
@@ -140,18 +139,14 @@ class PackedModelForMaskedLM(PackedModel):
         given, divides the summed loss; `example_ids` is accepted and ignored; other keyword arguments
         go to the encoder.
         """
-        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("example_ids", None)
-        return_dict = kwargs.pop("return_dict", True)
-        batch = check_packed_inputs(
+        batch, num_items_in_batch, return_dict = self._packed_inputs(
             input_ids,
             attention_mask,
             token_type_ids,
             position_ids,
             cls_positions,
+            kwargs,
             getattr(self.config, "max_seq_per_pack", None),
-            self._packbert_family,
-            self.config,
         )
         outputs = self.encode_packed(batch, **kwargs)
         hidden = outputs.last_hidden_state

@@ -41,7 +41,6 @@ from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 from ..checks import IGNORE_INDEX
 from .heads import PackedModel
-from .inputs import check_packed_inputs
 
 
 def _qa_outputs(model: Any, hidden: torch.Tensor) -> torch.Tensor:
@@ -217,23 +216,14 @@ class PackedModelForQuestionAnswering(PackedModel):
         count from each window's [CLS] (IGNORE_INDEX for empty slots). `example_ids` and the carried
         offset columns are accepted and ignored; other keyword arguments go to the encoder.
         """
-        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        for name in ("example_ids", "example_index", "offset_start", "offset_end"):
+        for name in ("example_index", "offset_start", "offset_end"):  # carried for decoding only
             kwargs.pop(name, None)
-        return_dict = kwargs.pop("return_dict", True)
         if (start_positions is None) != (end_positions is None):
             raise ValueError("Give both start_positions and end_positions, or neither.")
         num_slots = self.config.max_seq_per_pack
         family = self._packbert_family
-        batch = check_packed_inputs(
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            cls_positions,
-            num_slots,
-            family,
-            self.config,
+        batch, num_items_in_batch, return_dict = self._packed_inputs(
+            input_ids, attention_mask, token_type_ids, position_ids, cls_positions, kwargs, num_slots
         )
         outputs = self.encode_packed(batch, **kwargs)
         head = QA_HEADS.get(family.model_type, _qa_outputs)
