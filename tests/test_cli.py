@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
 
 from packbert_utils import __main__ as cli
+from packbert_utils import load_tokenizer, task_metrics, tokenize_task
 from packbert_utils.figures import FIGURES
 from packbert_utils.packing import (
     ALGORITHMS,
@@ -30,6 +33,7 @@ from packbert_utils.packing import (
     sequence_length_histogram,
 )
 from packbert_utils.report import packing_report
+from packbert_utils.training import _load_splits
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,7 +100,7 @@ def _good_cases(files: dict[str, Path], tmp: Path) -> dict[str, list[str]]:
     return {
         "stats": ["stats", "--task", small, "--max-seq-length", "32", "--max-seq-per-pack", "4"],
         "images": ["images", "--output-dir", str(tmp / "images")],
-        "train": [*TINY_TRAINING.split(), "--task", small],
+        "train": [*TINY_TRAINING.split(), "--task", small, "--save-dir", str(tmp / "model")],
     }
 
 
@@ -187,7 +191,7 @@ def test_images_writes_every_figure_draw_all_returns(runs, setup):
 
 
 @pytest.mark.slow
-def test_train_prints_its_json_summary(runs):
+def test_train_prints_its_json_summary(runs, setup):
     result = runs["train"]
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -197,6 +201,20 @@ def test_train_prints_its_json_summary(runs):
     assert 0 < summary["train_sequences"] <= 16
     assert 0.0 <= summary["eval_accuracy"] <= 1.0
     assert 0 < summary["efficiency"] <= 1.0
+    # The figures are those of the run: tokens and efficiency agree, and the saved model, reloaded as a
+    # plain transformers model and run on each evaluation row alone, gives the printed metrics.
+    assert summary["efficiency"] == pytest.approx(summary["train_tokens"] / summary["computed_tokens"])
+    assert result.stdout.rstrip().splitlines()[-1] == f"Model saved to {setup['tmp'] / 'model'}"
+    raw = _load_splits(str(setup["tmp"] / "reviews.csv"), None, None, "label", "validation", 16, 4)
+    rows = tokenize_task(raw, load_tokenizer(), 32)["validation"]
+    model = AutoModelForSequenceClassification.from_pretrained(setup["tmp"] / "model").eval()
+    with torch.no_grad():
+        names = ("input_ids", "attention_mask")
+        logits = np.concatenate([model(**{k: torch.tensor([row[k]]) for k in names}).logits for row in rows])
+    metrics = task_metrics(raw.task, logits, np.asarray(rows["label"]))
+    assert {f"eval_{name}": value for name, value in metrics.items()} == pytest.approx(
+        {key: value for key, value in summary.items() if key.startswith("eval_")}, abs=1e-6
+    )
 
 
 # ---- in-process: argparse, unexpected errors, interruptions ---------------------------------------------
