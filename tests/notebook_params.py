@@ -9,7 +9,12 @@ would only warn about an unknown one, and the notebook would silently run with i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+# Stands for the test run's temporary folder (see `small_parameters`): nothing the tests write lands in
+# the repository, and a later partial run cannot silently reuse an old model from outputs/.
+TEST_FOLDER = "<test folder>"
 
 SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
     "01_dataset_exploration.ipynb": {
@@ -30,18 +35,18 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "timing_tokens": 128,
         "timing_repeats": 1,
     },
-    # Every variant trains for 3 optimizer steps; the model goes to a test folder, not notebook 5's default.
+    # Every variant trains for 3 optimizer steps; the model goes to the test run's temporary folder.
     "04_training.ipynb": {
         "max_train_rows": 48,
         "max_eval_rows": 32,
         "sequences_per_step": 16,
-        "model_dir": "../outputs/notebook_tests/packed_model",
+        "model_dir": f"{TEST_FOLDER}/packed_model",
         "num_check_sentences": 4,
     },
     # Reads the model notebook 4 saved in the test folder, and fails if it is absent: the tests run
     # notebook 4 first, and a silent fallback to an untrained head would hide a broken notebook 4.
     "05_fast_inference.ipynb": {
-        "model_dir": "../outputs/notebook_tests/packed_model",
+        "model_dir": f"{TEST_FOLDER}/packed_model",
         "allow_untrained_fallback": False,
         "num_texts": 48,
         "batch_size": 8,
@@ -58,6 +63,12 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def small_parameters(notebook_name: str) -> dict[str, Any]:
-    """The test parameters of one notebook (empty: run its defaults)."""
-    return dict(SMALL_PARAMETERS.get(notebook_name, {}))
+def small_parameters(notebook_name: str, folder: Path | None = None) -> dict[str, Any]:
+    """The test parameters of one notebook (empty: run its defaults), paths placed under `folder`."""
+    parameters = dict(SMALL_PARAMETERS.get(notebook_name, {}))
+    for name, value in parameters.items():
+        if isinstance(value, str) and value.startswith(TEST_FOLDER):
+            if folder is None:
+                raise ValueError(f"{notebook_name}: {name} is a path under the test folder; pass folder=...")
+            parameters[name] = str(folder) + value[len(TEST_FOLDER) :]
+    return parameters

@@ -92,7 +92,7 @@ def _execute(notebook: Path, directory: Path) -> Path:
             papermill.execute_notebook(
                 str(notebook),
                 str(output),
-                parameters=small_parameters(notebook.name),
+                parameters=small_parameters(notebook.name, directory),
                 kernel_name=KERNEL,
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=False,
@@ -144,6 +144,15 @@ def test_small_parameters_exist_in_their_notebooks() -> None:
         assert path.is_file(), f"tests/notebook_params.py names {name}, which is not in notebooks/"
         unknown = set(parameters) - _parameter_names(nbformat.read(path, as_version=4))
         assert not unknown, f"{name} has no parameters named {sorted(unknown)}"
+
+
+def test_small_parameters_write_nothing_into_the_repository(tmp_path: Path) -> None:
+    """Paths the tests pass go under the run's temporary folder: a model left in outputs/ by one run
+    would be picked up silently by a later partial run (notebook 5 alone)."""
+    for name in SMALL_PARAMETERS:
+        for key, value in small_parameters(name, tmp_path).items():
+            if isinstance(value, str) and ("/" in value or key.endswith("_dir")):
+                assert Path(value).is_relative_to(tmp_path), f"{name}: {key}={value!r} is outside {tmp_path}"
 
 
 def test_fast_parameters_exist_in_their_notebooks() -> None:
@@ -322,7 +331,7 @@ def test_inference_notebook_refuses_a_missing_model(tmp_path: Path) -> None:
     import papermill
 
     notebook = NOTEBOOK_DIR / "05_fast_inference.ipynb"
-    parameters = small_parameters(notebook.name) | {
+    parameters = small_parameters(notebook.name, tmp_path) | {
         "model_dir": str(tmp_path / "missing"),
         "allow_untrained_fallback": False,
     }

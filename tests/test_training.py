@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -214,13 +215,20 @@ def test_out_of_memory_names_the_settings_to_lower(monkeypatch):
         fine_tune("rotten_tomatoes", **TINY)
 
 
+def _free_port() -> str:
+    """A port no process listens on now (a fixed one collides with another run or a stuck worker)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
 def test_two_processes_end_with_identical_weights(tmp_path: Path):
     """Data-parallel training on CPU (gloo) under torchrun keeps both replicas in step."""
     load_task("rotten_tomatoes")  # fail here, with the task's own message, if the data is missing
     worker = Path(__file__).with_name("ddp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", _free_port(),
         str(worker), str(tmp_path),
     ]  # fmt: skip
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
