@@ -1,10 +1,11 @@
 """Small parameters for running the tutorial notebooks in the test suite.
 
 Keyed by notebook file name; a notebook without an entry runs with the defaults of its `parameters`
-cell. Each notebook runs twice in `make test` (papermill, then nbval), and the whole suite has a
-budget of 15 minutes, so an entry should bring its notebook down to a few seconds of work beyond
-starting the kernel. Every name here must be assigned in the notebook's `parameters` cell: papermill
-would only warn about an unknown one, and the notebook would silently run with its full defaults.
+cell. In `make test` each notebook runs once with papermill and again with nbval up to its last
+`# NBVAL_CHECK_OUTPUT` cell, and the whole suite has a budget of 15 minutes, so an entry should bring
+its notebook down to a few seconds of work beyond starting the kernel. Every name here must be
+assigned in the notebook's `parameters` cell: papermill would only warn about an unknown one, and the
+notebook would silently run with its full defaults.
 """
 
 from __future__ import annotations

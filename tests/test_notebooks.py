@@ -8,7 +8,9 @@ Every `notebooks/*.ipynb` is picked up, so a new notebook is tested as soon as i
    working directory `notebooks/`); any exception fails the test.
 3. nbval re-executes papermill's copy in lax mode and compares the cells marked
    `# NBVAL_CHECK_OUTPUT` with papermill's outputs, so those cells must print the same on every run.
-   The copy carries the injected small parameters, which keeps this second run short too.
+   The copy carries the injected small parameters, and ends at its last marked cell: what comes after
+   cannot change a marked cell's output (cells run top to bottom, and papermill has already run it all),
+   so the second run stops there.
 4. The executed copy is quiet (no progress-bar widgets, ANSI escapes, load reports or walls of
    text), and every notebook is a workshop notebook: it asserts its key claims in code and ends
    with at least two exercises whose solutions are folded away (and executed here).
@@ -197,9 +199,13 @@ def test_notebook_runs(notebook: Path, executed_dir: Path) -> None:
 def test_checked_outputs_reproduce(notebook: Path, executed_dir: Path) -> None:
     """nbval --nbval-lax re-runs the executed copy and compares the `# NBVAL_CHECK_OUTPUT` cells."""
     executed = _execute(notebook, executed_dir)
-    cells = _code_cells(nbformat.read(executed, as_version=4))
-    if not any(cell.source.lstrip().startswith(CHECK_MARKER) for cell in cells):
+    content = nbformat.read(executed, as_version=4)
+    marked = [i for i, c in enumerate(content.cells) if c.cell_type == "code" and _is_marked(c)]
+    if not marked:
         pytest.skip(f"{notebook.name} marks no cell with {CHECK_MARKER}: nothing to compare")
+    content.cells = content.cells[: marked[-1] + 1]
+    checked = executed.with_name(f"checked_{executed.name}")
+    nbformat.write(content, checked)
     command = [
         sys.executable,
         "-m",
@@ -210,13 +216,17 @@ def test_checked_outputs_reproduce(notebook: Path, executed_dir: Path) -> None:
         "--nbval-lax",
         "--nbval-current-env",
         f"--nbval-cell-timeout={CELL_TIMEOUT_S}",
-        executed.name,
+        checked.name,
     ]
     result = subprocess.run(command, cwd=executed.parent, capture_output=True, text=True, check=False)
     assert result.returncode == 0, (
         f"nbval failed on {notebook.name} (cells marked {CHECK_MARKER} must print the same on every "
         f"run):\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     )
+
+
+def _is_marked(cell: nbformat.NotebookNode) -> bool:
+    return cell.source.lstrip().startswith(CHECK_MARKER)
 
 
 def _output_texts(cell: nbformat.NotebookNode) -> list[tuple[str, str]]:
