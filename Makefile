@@ -13,12 +13,13 @@ TASK ?= rotten_tomatoes
 MAX_SEQ_LENGTH ?= 128
 MAX_SEQ_PER_PACK ?= 12
 
-.PHONY: help setup run stats test lint lab images bench clean
+.PHONY: help setup run stats test test-deep lint lab images bench clean
 
 help:
 	@echo "make run    - run the main job: execute every notebook into outputs/ (see README)"
 	@echo "make stats  - the packing report of one task (TASK=..., MAX_SEQ_LENGTH=..., MAX_SEQ_PER_PACK=...)"
 	@echo "make test   - ruff, the import layers (lint-imports) and the test suite"
+	@echo "make test-deep - the fast tests with random, 10x more hypothesis examples (explores; not for CI)"
 	@echo "make lab    - open JupyterLab on notebooks/"
 	@echo "make images - redraw the figures in images/"
 	@echo "make bench  - run the benchmark scripts"
@@ -52,6 +53,10 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# Property tests explore: new random examples on every run, ten times as many (tests/conftest.py).
+test-deep: $(STAMP)
+	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q -m "not slow" tests
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

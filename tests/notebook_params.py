@@ -1,15 +1,21 @@
 """Small parameters for running the tutorial notebooks in the test suite.
 
 Keyed by notebook file name; a notebook without an entry runs with the defaults of its `parameters`
-cell. Each notebook runs twice in `make test` (papermill, then nbval), and the whole suite has a
-budget of 15 minutes, so an entry should bring its notebook down to a few seconds of work beyond
-starting the kernel. Every name here must be assigned in the notebook's `parameters` cell: papermill
-would only warn about an unknown one, and the notebook would silently run with its full defaults.
+cell. In `make test` each notebook runs once with papermill and again with nbval up to its last
+`# NBVAL_CHECK_OUTPUT` cell, and the whole suite has a budget of 15 minutes, so an entry should bring
+its notebook down to a few seconds of work beyond starting the kernel. Every name here must be
+assigned in the notebook's `parameters` cell: papermill would only warn about an unknown one, and the
+notebook would silently run with its full defaults.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+# Stands for the test run's temporary folder (see `small_parameters`): nothing the tests write lands in
+# the repository, and a later partial run cannot silently reuse an old model from outputs/.
+TEST_FOLDER = "<test folder>"
 
 SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
     "01_dataset_exploration.ipynb": {
@@ -31,18 +37,18 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "timing_tokens": 128,
         "timing_repeats": 1,
     },
-    # Every variant trains for 3 optimizer steps; the model goes to a test folder, not notebook 5's default.
+    # Every variant trains for 3 optimizer steps; the model goes to the test run's temporary folder.
     "04_training.ipynb": {
         "max_train_rows": 48,
         "max_eval_rows": 32,
         "sequences_per_step": 16,
-        "model_dir": "../outputs/notebook_tests/packed_model",
+        "model_dir": f"{TEST_FOLDER}/packed_model",
         "num_check_sentences": 4,
     },
     # Reads the model notebook 4 saved in the test folder, and fails if it is absent: the tests run
     # notebook 4 first, and a silent fallback to an untrained head would hide a broken notebook 4.
     "05_fast_inference.ipynb": {
-        "model_dir": "../outputs/notebook_tests/packed_model",
+        "model_dir": f"{TEST_FOLDER}/packed_model",
         "allow_untrained_fallback": False,
         "num_texts": 48,
         "batch_size": 8,
@@ -78,6 +84,12 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
-def small_parameters(notebook_name: str) -> dict[str, Any]:
-    """The test parameters of one notebook (empty: run its defaults)."""
-    return dict(SMALL_PARAMETERS.get(notebook_name, {}))
+def small_parameters(notebook_name: str, folder: Path | None = None) -> dict[str, Any]:
+    """The test parameters of one notebook (empty: run its defaults), paths placed under `folder`."""
+    parameters = dict(SMALL_PARAMETERS.get(notebook_name, {}))
+    for name, value in parameters.items():
+        if isinstance(value, str) and value.startswith(TEST_FOLDER):
+            if folder is None:
+                raise ValueError(f"{notebook_name}: {name} is a path under the test folder; pass folder=...")
+            parameters[name] = str(folder) + value[len(TEST_FOLDER) :]
+    return parameters

@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
+from transformers import AutoModelForSequenceClassification
 
 from packbert_utils import __main__ as cli
+from packbert_utils import load_tokenizer, task_metrics, tokenize_task
 from packbert_utils.packing.plan import (
     ALGORITHMS,
     NNLSHP_MAX_SEQ_PER_PACK,
@@ -29,6 +32,8 @@ from packbert_utils.packing.plan import (
     sequence_length_histogram,
 )
 from packbert_utils.packing.report import packing_report, plan_table
+from packbert_utils.training.config import TrainingConfig
+from packbert_utils.training.trainer import _load_splits
 from packbert_utils.viz.images import FIGURES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +101,7 @@ def _good_cases(files: dict[str, Path], tmp: Path) -> dict[str, list[str]]:
     return {
         "stats": ["stats", "--task", small, "--max-seq-length", "32", "--max-seq-per-pack", "4"],
         "images": ["images", "--output-dir", str(tmp / "images")],
-        "train": [*TINY_TRAINING.split(), "--task", small],
+        "train": [*TINY_TRAINING.split(), "--task", small, "--save-dir", str(tmp / "model")],
     }
 
 
@@ -187,7 +192,7 @@ def test_images_writes_every_figure_draw_all_returns(runs, setup):
 
 
 @pytest.mark.slow
-def test_train_prints_its_json_summary(runs):
+def test_train_prints_its_json_summary(runs, setup):
     result = runs["train"]
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -197,6 +202,26 @@ def test_train_prints_its_json_summary(runs):
     assert 0 < summary["train_sequences"] <= 16
     assert 0.0 <= summary["eval_accuracy"] <= 1.0
     assert 0 < summary["efficiency"] <= 1.0
+    # The figures are those of the run: tokens and efficiency agree, and the saved model, reloaded as a
+    # plain transformers model and run on each evaluation row alone, gives the printed metrics.
+    assert summary["efficiency"] == pytest.approx(summary["train_tokens"] / summary["computed_tokens"])
+    assert result.stdout.rstrip().splitlines()[-1] == f"Model saved to {setup['tmp'] / 'model'}"
+    raw = _load_splits(
+        str(setup["tmp"] / "reviews.csv"),
+        None,
+        None,
+        "label",
+        TrainingConfig(max_train_rows=16, max_eval_rows=4),
+    )
+    rows = tokenize_task(raw, load_tokenizer(), 32)["validation"]
+    model = AutoModelForSequenceClassification.from_pretrained(setup["tmp"] / "model").eval()
+    with torch.no_grad():
+        names = ("input_ids", "attention_mask")
+        logits = np.concatenate([model(**{k: torch.tensor([row[k]]) for k in names}).logits for row in rows])
+    metrics = task_metrics(raw.task, logits, np.asarray(rows["label"]))
+    assert {f"eval_{name}": value for name, value in metrics.items()} == pytest.approx(
+        {key: value for key, value in summary.items() if key.startswith("eval_")}, abs=1e-6
+    )
 
 
 # ---- in-process: argparse, unexpected errors, interruptions ---------------------------------------------

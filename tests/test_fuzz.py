@@ -3,8 +3,9 @@
 Only ValueError and TypeError may come out, and whenever a call succeeds its invariants hold: every row
 packed once and unchanged, every output back at its own row, outputs in input order. The inputs are
 mostly well formed, with at most one malformed part, so that both outcomes are exercised (the events
-in `--hypothesis-show-statistics` count them). One-case-per-kind checks of the messages are in
-test_bad_input.py. Tiny random models throughout: under a minute on one thread.
+in `--hypothesis-show-statistics` count them). Where nothing was corrupted the call must succeed: a
+wrong refusal of valid input fails the test (`_refused` below). One-case-per-kind checks of the messages
+are in test_bad_input.py. Tiny random models throughout: under a minute on one thread.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from packbert_utils.packing.plan import ALGORITHMS
 
 DOCUMENTED = (ValueError, TypeError)  # pyarrow's ArrowInvalid / ArrowTypeError derive from these
 FUZZ = settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _refused(error: Exception, corrupted: bool, what: Any) -> None:
+    """Record a refusal, which is only allowed when some part of the input was made malformed."""
+    event(f"refused: {type(error).__name__}")
+    assert corrupted, f"valid input refused ({what}): {type(error).__name__}: {error}"
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,12 @@ def _packing_inputs(draw: Any) -> dict[str, Any]:
         "label_column": None if labels is None else "label",
         "seed": draw(st.one_of(st.none(), st.integers(0, 10))),
     }
+    # Documented limits of valid values: the tail layout needs a body after each [CLS] (no 1-token rows),
+    # nnlshp takes at most 3 sequences per pack.
+    too_short = arguments["cls_layout"] == "tail" and any(len(row) < 2 for row in rows)
+    too_short |= arguments["algorithm"] == "nnlshp" and arguments["max_seq_per_pack"] > 3
     wrong = draw(st.sampled_from(["nothing"] * 6 + ["row", "label", *arguments]))
+    corrupted = too_short or (wrong != "nothing" and not (wrong == "label" and labels is None))
     where = draw(st.integers(0, len(rows) - 1))
     if wrong == "row":
         rows[where] = draw(
@@ -85,17 +97,17 @@ def _packing_inputs(draw: Any) -> dict[str, Any]:
             st.one_of(SCALARS, st.integers(-2, 11), st.sampled_from(["end", "best", "label"]))
         )
     tokenized = {"input_ids": rows} if labels is None else {"input_ids": rows, "label": labels}
-    return {"tokenized": tokenized, **arguments, "kind": kind}
+    return {"tokenized": tokenized, **arguments, "kind": kind, "corrupted": corrupted}
 
 
 @FUZZ
 @given(_packing_inputs())
 def test_pack_dataset_with_random_rows_packs_every_row_once_or_says_why(arguments):
-    kind = arguments.pop("kind")
+    kind, corrupted = arguments.pop("kind"), arguments.pop("corrupted")
     try:
         packed = pack_dataset(**arguments)
     except DOCUMENTED as error:
-        event(f"refused: {type(error).__name__}")
+        _refused(error, corrupted, arguments)
         return
     event(f"accepted: {kind}")
     # It succeeded, so the input was well formed: every row comes back once, unchanged, in its own slot.
@@ -116,7 +128,7 @@ def test_pack_dataset_with_random_rows_packs_every_row_once_or_says_why(argument
 
 
 @st.composite
-def _histograms(draw: Any) -> tuple[Any, Any, Any, str]:
+def _histograms(draw: Any) -> tuple[Any, Any, Any, str, bool]:
     max_seq_length = draw(st.integers(1, 40))
     counts = draw(st.lists(st.integers(0, 6), min_size=max_seq_length, max_size=max_seq_length))
     kind = draw(
@@ -138,19 +150,24 @@ def _histograms(draw: Any) -> tuple[Any, Any, Any, str]:
         histogram[-1] = draw(st.sampled_from([2**63 + 1, 2**64 - 1, 1]))
     elif kind == "scalar":
         histogram = draw(SCALARS)
-    max_seq_per_pack = draw(st.one_of(*[st.integers(1, 6)] * 4, SCALARS))
+    # Mostly a valid count (one_of would flatten SCALARS' five branches and draw them most of the time).
+    max_seq_per_pack = draw(st.integers(1, 6)) if draw(st.integers(0, 4)) else draw(SCALARS)
     algorithm = draw(st.sampled_from([*ALGORITHMS, *ALGORITHMS, "LPFHP"]))
-    return histogram, max_seq_length, max_seq_per_pack, algorithm
+    # Documented limits: 1 to 4,096 sequences per pack (3 for nnlshp), and something to pack.
+    limit = 3 if algorithm == "nnlshp" else 4096
+    valid_count = type(max_seq_per_pack) is int and 1 <= max_seq_per_pack <= limit
+    corrupted = kind != "valid" or not valid_count or algorithm not in ALGORITHMS or sum(counts) == 0
+    return histogram, max_seq_length, max_seq_per_pack, algorithm, corrupted
 
 
 @FUZZ
 @given(_histograms())
 def test_pack_histogram_plans_exactly_the_histogram_or_says_why(case):
-    histogram, max_seq_length, max_seq_per_pack, algorithm = case
+    histogram, max_seq_length, max_seq_per_pack, algorithm, corrupted = case
     try:
         plan = pack_histogram(histogram, max_seq_length, max_seq_per_pack, algorithm)
     except DOCUMENTED as error:
-        event(f"refused: {type(error).__name__}")
+        _refused(error, corrupted, case)
         return
     event("accepted")
     np.testing.assert_array_equal(plan.histogram(), np.asarray(histogram))
@@ -159,7 +176,7 @@ def test_pack_histogram_plans_exactly_the_histogram_or_says_why(case):
 
 
 @st.composite
-def _slot_grids(draw: Any) -> tuple[Any, Any, np.ndarray, np.ndarray]:
+def _slot_grids(draw: Any) -> tuple[Any, Any, np.ndarray, np.ndarray, bool]:
     """A valid (values, example_ids) pair, then perhaps one corruption of the kinds users make."""
     packs, slots = draw(st.integers(0, 4)), draw(st.integers(1, 4))
     filled = draw(st.lists(st.booleans(), min_size=packs * slots, max_size=packs * slots))
@@ -191,21 +208,39 @@ def _slot_grids(draw: Any) -> tuple[Any, Any, np.ndarray, np.ndarray]:
         given_values, given_ids = torch.from_numpy(values), torch.from_numpy(ids)
     elif corruption == "nested":
         given_ids = [ids.tolist(), [[0]]]
-    return given_values, given_ids, clean_values, clean_ids
+    # Lists and tensors of the same values are valid input too (except empty lists, whose dtype is unknown);
+    # an id drawn equal to the old one changes nothing. Only a real change may be refused.
+    corrupted = not (
+        corruption in ("none", "tensor")
+        or (corruption == "list" and packs > 0)
+        or (
+            corruption in ("id", "duplicate")
+            and isinstance(given_ids, np.ndarray)
+            and np.array_equal(given_ids, ids)
+        )
+    )
+    return given_values, given_ids, clean_values, clean_ids, corrupted
 
 
 @FUZZ
 @given(_slot_grids())
 def test_unpack_puts_every_slot_value_at_its_row_or_says_why(case):
-    values, example_ids, clean_values, clean_ids = case
+    values, example_ids, clean_values, clean_ids, corrupted = case
     try:
         out = unpack(values, example_ids)
     except DOCUMENTED as error:
-        event(f"refused: {type(error).__name__}")
+        _refused(error, corrupted, case)
         return
     event("accepted")
-    # Success: the ids were a permutation of the filled slots (changed ids must have been caught).
+    # Success: the ids were a permutation of the filled slots (changed ids must have been caught, unless
+    # the change still describes a packing, e.g. an empty slot given the next free id).
     real = clean_ids >= 0
+    if corrupted:
+        given_ids, given_values = np.asarray(example_ids), np.asarray(values)
+        real = given_ids >= 0
+        assert sorted(given_ids[real].tolist()) == list(range(int(real.sum())))
+        np.testing.assert_array_equal(out[given_ids[real]], given_values[real])
+        return
     assert out.shape == (int(real.sum()), 2)
     np.testing.assert_array_equal(out[clean_ids[real]], clean_values[real])
 
@@ -240,10 +275,14 @@ def test_unpack_tokens_returns_every_sequence_in_token_order_or_says_why(
         mask = mask + 0.0
     elif corruption == "swap" and len(ids) > 1:
         example_ids = example_ids[::-1]  # ids of other packs: refused unless the packs look alike
+    clean = [np.stack(table[name]) for name in ("attention_mask", "cls_positions", "example_ids")]
+    # A drawn value equal to the old one changes nothing.
+    unchanged = all(np.array_equal(a, b) for a, b in zip((mask, cls, example_ids), clean, strict=True))
+    corrupted = corruption == "float" or not unchanged  # integer dtypes only (documented TypeError)
     try:
         tokens = unpack_tokens(ids, mask, example_ids, cls)
     except DOCUMENTED as error:
-        event(f"refused: {type(error).__name__}")
+        _refused(error, corrupted, corruption)
         return
     event("accepted")
     # A corruption that still describes a consistent packing may succeed; then the tokens it gives must
@@ -282,6 +321,8 @@ def _forward_inputs(draw: Any) -> tuple[dict[str, Any], list[list[int]], np.ndar
         inputs[name] = draw(st.sampled_from([value.tolist(), value.numpy()]))
     elif corruption == "drop" and name not in ("input_ids", "attention_mask"):
         inputs[name] = None  # optional inputs are derived from the mask instead
+    if corruption == "drop" and name in ("input_ids", "attention_mask"):
+        corruption = "none"  # the required inputs are never dropped: nothing changed
     return inputs, rows, example_ids, corruption
 
 
@@ -294,7 +335,7 @@ def test_packed_forward_with_random_inputs_gives_each_sequence_its_own_logits_or
         with torch.no_grad():
             out = model(**inputs)
     except DOCUMENTED as error:
-        event(f"refused: {type(error).__name__}")
+        _refused(error, corruption not in ("none", "drop"), corruption)
         return
     event(f"accepted: {corruption}")
     assert out.logits.shape == (len(example_ids), 2, 2) and torch.isfinite(out.logits).all()

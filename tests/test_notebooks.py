@@ -8,7 +8,9 @@ Every `notebooks/*.ipynb` is picked up, so a new notebook is tested as soon as i
    working directory `notebooks/`); any exception fails the test.
 3. nbval re-executes papermill's copy in lax mode and compares the cells marked
    `# NBVAL_CHECK_OUTPUT` with papermill's outputs, so those cells must print the same on every run.
-   The copy carries the injected small parameters, which keeps this second run short too.
+   The copy carries the injected small parameters, and ends at its last marked cell: what comes after
+   cannot change a marked cell's output (cells run top to bottom, and papermill has already run it all),
+   so the second run stops there.
 4. The executed copy is quiet (no progress-bar widgets, ANSI escapes, load reports or walls of
    text), and every notebook is a workshop notebook: it asserts its key claims in code and ends
    with at least two exercises whose solutions are folded away (and executed here).
@@ -92,7 +94,7 @@ def _execute(notebook: Path, directory: Path) -> Path:
             papermill.execute_notebook(
                 str(notebook),
                 str(output),
-                parameters=small_parameters(notebook.name),
+                parameters=small_parameters(notebook.name, directory),
                 kernel_name=KERNEL,
                 cwd=str(NOTEBOOK_DIR),
                 progress_bar=False,
@@ -146,6 +148,15 @@ def test_small_parameters_exist_in_their_notebooks() -> None:
         assert not unknown, f"{name} has no parameters named {sorted(unknown)}"
 
 
+def test_small_parameters_write_nothing_into_the_repository(tmp_path: Path) -> None:
+    """Paths the tests pass go under the run's temporary folder: a model left in outputs/ by one run
+    would be picked up silently by a later partial run (notebook 5 alone)."""
+    for name in SMALL_PARAMETERS:
+        for key, value in small_parameters(name, tmp_path).items():
+            if isinstance(value, str) and ("/" in value or key.endswith("_dir")):
+                assert Path(value).is_relative_to(tmp_path), f"{name}: {key}={value!r} is outside {tmp_path}"
+
+
 def test_fast_parameters_exist_in_their_notebooks() -> None:
     """The short-session settings of `scripts/run_notebooks.py --fast` name real parameters too."""
     import importlib.util
@@ -188,9 +199,13 @@ def test_notebook_runs(notebook: Path, executed_dir: Path) -> None:
 def test_checked_outputs_reproduce(notebook: Path, executed_dir: Path) -> None:
     """nbval --nbval-lax re-runs the executed copy and compares the `# NBVAL_CHECK_OUTPUT` cells."""
     executed = _execute(notebook, executed_dir)
-    cells = _code_cells(nbformat.read(executed, as_version=4))
-    if not any(cell.source.lstrip().startswith(CHECK_MARKER) for cell in cells):
+    content = nbformat.read(executed, as_version=4)
+    marked = [i for i, c in enumerate(content.cells) if c.cell_type == "code" and _is_marked(c)]
+    if not marked:
         pytest.skip(f"{notebook.name} marks no cell with {CHECK_MARKER}: nothing to compare")
+    content.cells = content.cells[: marked[-1] + 1]
+    checked = executed.with_name(f"checked_{executed.name}")
+    nbformat.write(content, checked)
     command = [
         sys.executable,
         "-m",
@@ -201,13 +216,17 @@ def test_checked_outputs_reproduce(notebook: Path, executed_dir: Path) -> None:
         "--nbval-lax",
         "--nbval-current-env",
         f"--nbval-cell-timeout={CELL_TIMEOUT_S}",
-        executed.name,
+        checked.name,
     ]
     result = subprocess.run(command, cwd=executed.parent, capture_output=True, text=True, check=False)
     assert result.returncode == 0, (
         f"nbval failed on {notebook.name} (cells marked {CHECK_MARKER} must print the same on every "
         f"run):\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     )
+
+
+def _is_marked(cell: nbformat.NotebookNode) -> bool:
+    return cell.source.lstrip().startswith(CHECK_MARKER)
 
 
 def _output_texts(cell: nbformat.NotebookNode) -> list[tuple[str, str]]:
@@ -322,7 +341,7 @@ def test_inference_notebook_refuses_a_missing_model(tmp_path: Path) -> None:
     import papermill
 
     notebook = NOTEBOOK_DIR / "05_fast_inference.ipynb"
-    parameters = small_parameters(notebook.name) | {
+    parameters = small_parameters(notebook.name, tmp_path) | {
         "model_dir": str(tmp_path / "missing"),
         "allow_untrained_fallback": False,
     }

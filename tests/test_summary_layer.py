@@ -99,6 +99,20 @@ def test_other_families_run_the_full_layer_and_stay_exact(family, summary_calls)
     logits, _, _ = run(model, columns, trim=True)
     assert summary_calls == []
     assert torch.isfinite(logits).all()
+    # "Exact": the full layer's logits (trim_last_layer off), and each sequence's plain model alone.
+    full, _, _ = run(model, columns, trim=False)
+    real = columns["labels"] != -100
+    assert float((logits - full)[real].abs().max()) <= 1e-6
+    torch.manual_seed(0)  # the same weights as tiny_packed_model's plain model
+    plain = AutoModelForSequenceClassification.from_config(
+        exactness.tiny_config(family), attn_implementation=attention
+    ).eval()
+    rng = np.random.default_rng(0)  # the same ids as packed_columns
+    ids = [rng.integers(5, model.config.vocab_size, size=n).tolist() for n in LENGTHS]
+    with torch.no_grad():
+        alone = torch.cat([plain(input_ids=torch.tensor([row])).logits for row in ids])
+    restored = torch.from_numpy(unpack(logits.numpy(), columns["example_ids"].numpy()))
+    assert float((restored - alone).abs().max()) <= exactness.EXACT
 
 
 def test_hidden_states_or_attentions_asked_for_run_the_full_layer(summary_calls):

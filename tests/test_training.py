@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,21 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from packbert_utils import default_checkpoint, get_task, load_task
+from packbert_utils import (
+    default_checkpoint,
+    get_task,
+    load_task,
+    load_tokenizer,
+    task_metrics,
+    tokenize_task,
+)
+from packbert_utils.models.exactness import EXACT
+from packbert_utils.training import runner
+from packbert_utils.training.config import TrainingConfig
 from packbert_utils.training.runner import VARIANTS
-from packbert_utils.training.trainer import fine_tune
+from packbert_utils.training.trainer import _load_splits, fine_tune
 
 TINY = {
     "max_seq_length": 64,
@@ -50,6 +61,67 @@ def test_every_variant_trains_evaluates_and_counts_real_work(runs):
     assert runs["dynamic"].efficiency > runs["max_length"].efficiency
 
 
+def _alone_after_reload(result, task: str, folder: Path, max_train_rows: int, max_eval_rows: int):
+    """The evaluation rows fine_tune used, each run alone through the saved and reloaded plain model.
+
+    Returns (logits per row, labels per row, the reloaded model, the tokenized rows, the task).
+    """
+    raw = _load_splits(
+        task, None, None, "label", TrainingConfig(max_train_rows=max_train_rows, max_eval_rows=max_eval_rows)
+    )
+    rows = tokenize_task(raw, load_tokenizer(), TINY["max_seq_length"])["validation"]
+    token_task = raw.task.problem_type == "token_classification"
+    result.model.save_pretrained(folder)
+    plain_class = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
+    reloaded = plain_class.from_pretrained(folder).eval()
+    names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in rows.column_names]
+    with torch.no_grad():
+        logits = [reloaded(**{n: torch.tensor([row[n]]) for n in names}).logits[0].numpy() for row in rows]
+    return logits, rows["label"], reloaded, rows, raw.task
+
+
+def _metrics_from(logits: list, labels: list, spec) -> dict[str, float]:
+    """The task's metrics of per-row predictions (token rows padded with ignored labels)."""
+    if spec.problem_type != "token_classification":
+        return task_metrics(spec, np.stack(logits), np.asarray(labels))
+    width = max(len(row) for row in logits)
+    padded = np.zeros((len(logits), width, logits[0].shape[-1]), dtype=np.float32)
+    padded_labels = np.full((len(logits), width), -100)
+    for i, (row, row_labels) in enumerate(zip(logits, labels, strict=True)):
+        padded[i, : len(row)], padded_labels[i, : len(row)] = row, row_labels
+    return task_metrics(spec, padded, padded_labels)
+
+
+def _assert_metrics_and_model_survive_reload(result, task, folder, max_train_rows, max_eval_rows):
+    """fine_tune's metrics are those of the trained model's predictions, made again sequence by sequence
+    by the saved and reloaded plain model; and the trained model in memory predicts the same."""
+    logits, labels, reloaded, rows, spec = _alone_after_reload(
+        result, task, folder, max_train_rows, max_eval_rows
+    )
+    recomputed = _metrics_from(logits, labels, spec)
+    assert recomputed.keys() == result.metrics.keys()
+    for name, value in result.metrics.items():
+        assert value == pytest.approx(recomputed[name], abs=1e-6), (name, value, recomputed[name])
+    # The in-memory model on the first rows (packed rows for the packed model) gives the same logits.
+    model = result.model.eval()
+    names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in rows.column_names]
+    with torch.no_grad():
+        for i in range(3):
+            one = {n: torch.tensor([rows[i][n]]) for n in names}
+            out = model(**one).logits[0]
+            if result.variant == "packed" and spec.problem_type != "token_classification":
+                out = out[0]  # the first slot of the one-sequence row
+            assert float(np.abs(out.numpy() - logits[i]).max()) <= EXACT, (result.variant, i)
+    assert type(reloaded).__name__ == result.model.config.architectures[0]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_metrics_equal_those_of_the_reloaded_model_run_on_each_sequence_alone(runs, variant, tmp_path):
+    _assert_metrics_and_model_survive_reload(
+        runs[variant], "rotten_tomatoes", tmp_path, TINY["max_train_rows"], TINY["max_eval_rows"]
+    )
+
+
 def test_loss_curve_is_logged(runs):
     steps, losses = runs["packed"].loss_curve()
     assert len(steps) == len(losses) >= 1
@@ -65,16 +137,41 @@ def test_same_seed_gives_the_same_model_and_metrics(runs):
         torch.testing.assert_close(first, second, rtol=0, atol=0, msg=name)
 
 
+def _sequences_in(inputs: dict) -> list[tuple[int, ...]]:
+    """The token sequences of one training batch: per packed segment (1..k in the mask) or padded row."""
+    ids, mask = inputs["input_ids"].numpy(), inputs["attention_mask"].numpy()
+    return [tuple(row[segment == k]) for row, segment in zip(ids, mask, strict=True) for k in range(1, 99)
+            if (segment == k).any()]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("task", "variant"),
-    [("rotten_tomatoes", "packed"), ("rotten_tomatoes", "dynamic"), ("movie_ratings", "packed")],
+    [
+        ("rotten_tomatoes", "packed"),
+        ("rotten_tomatoes", "dynamic"),
+        ("rotten_tomatoes", "grouped"),
+        ("movie_ratings", "packed"),
+    ],
 )
-def test_one_epoch_counts_every_training_sequence_once(task, variant):
+def test_one_epoch_counts_every_training_sequence_once(task, variant, monkeypatch):
     settings = {**TINY, "max_steps": -1, "num_train_epochs": 1, "max_train_rows": 30, "max_eval_rows": 8}
+    seen: list[tuple[int, ...]] = []
+    add = runner.ThroughputCounter.add
+
+    def recording(self, inputs):
+        seen.extend(_sequences_in(inputs))
+        return add(self, inputs)
+
+    monkeypatch.setattr(runner.ThroughputCounter, "add", recording)
     result = fine_tune(task, variant=variant, seed=1, **settings)
     # Packed rows hold several sequences and have empty slots (NaN labels for regression); only real
     # sequences count, so one epoch is exactly the 30 training rows.
     assert result.train_sequences == 30
+    # And they are the 30 training rows themselves, each once, whatever the variant (packed, padded,
+    # grouped by length): the same sequences as the tokenized training split.
+    raw = _load_splits(task, None, None, "label", TrainingConfig(max_train_rows=30, max_eval_rows=8))
+    expected = tokenize_task(raw, load_tokenizer(), TINY["max_seq_length"])["train"]["input_ids"]
+    assert sorted(seen) == sorted(tuple(row) for row in expected)
 
 
 def test_bf16_training_runs_in_mixed_precision_and_keeps_float32_weights():
@@ -85,9 +182,12 @@ def test_bf16_training_runs_in_mixed_precision_and_keeps_float32_weights():
     assert len(losses) and all(np.isfinite(losses))
 
 
-def test_regression_task_trains_with_float_labels():
+def test_regression_task_trains_with_float_labels(tmp_path):
     result = fine_tune("movie_ratings", variant="packed", seed=0, **TINY)
     assert set(result.metrics) >= {"pearson", "spearman"}
+    _assert_metrics_and_model_survive_reload(
+        result, "movie_ratings", tmp_path, TINY["max_train_rows"], TINY["max_eval_rows"]
+    )
 
 
 def _tiny_task(labels: list) -> datasets.DatasetDict:
@@ -119,13 +219,20 @@ def test_out_of_memory_names_the_settings_to_lower(monkeypatch):
         fine_tune("rotten_tomatoes", **TINY)
 
 
+def _free_port() -> str:
+    """A port no process listens on now (a fixed one collides with another run or a stuck worker)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
 def test_two_processes_end_with_identical_weights(tmp_path: Path):
     """Data-parallel training on CPU (gloo) under torchrun keeps both replicas in step."""
     load_task("rotten_tomatoes")  # fail here, with the task's own message, if the data is missing
     worker = Path(__file__).with_name("ddp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", _free_port(),
         str(worker), str(tmp_path),
     ]  # fmt: skip
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -147,10 +254,11 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path):
 
 @pytest.mark.parametrize("task", ["wnut16", "review_affect"])
 @pytest.mark.parametrize("variant", ["packed", "dynamic"])
-def test_token_and_multi_label_tasks_train_packed_and_unpacked(task, variant):
+def test_token_and_multi_label_tasks_train_packed_and_unpacked(task, variant, tmp_path):
     settings = {**TINY, "max_steps": 1, "max_train_rows": 24, "max_eval_rows": 16}
     result = fine_tune(task, variant=variant, seed=0, **settings)
     expected = {"wnut16": {"entity_f1", "token_accuracy"}, "review_affect": {"micro_f1", "exact_match"}}[task]
     assert expected <= set(result.metrics)
     assert all(0.0 <= value <= 1.0 for value in result.metrics.values())
     assert result.train_sequences > 0
+    _assert_metrics_and_model_survive_reload(result, task, tmp_path, 24, 16)

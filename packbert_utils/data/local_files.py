@@ -58,9 +58,10 @@ def read_data_file(
     try:
         with quiet_progress():
             raw = datasets.load_dataset(builder, data_files=str(path), split="train")
-    except (DatasetsError, ValueError, pa.ArrowException) as error:
+    except (DatasetsError, ValueError, StopIteration, pa.ArrowException) as error:
         # An empty or malformed file: datasets says "An error occurred while generating the dataset" or
-        # 'Instruction "train" corresponds to no data!'; the cause names the real problem.
+        # 'Instruction "train" corresponds to no data!'; the cause names the real problem. A zero-byte
+        # .jsonl file makes its json reader raise StopIteration.
         cause = error.__cause__ or error.__context__ or error
         raise ValueError(
             f"{path}: could not be read as {builder} ({type(cause).__name__}: "
