@@ -1,4 +1,5 @@
-"""Command line: `python -m packbert_utils stats --task rotten_tomatoes` prints the packing report.
+"""Command line: `python -m packbert_utils stats --task rotten_tomatoes` prints the packing report;
+`python -m packbert_utils train --task my.csv --output-dir my_model` fine-tunes and saves a model.
 
 Errors are one line on stderr (`error: ...`) and a non-zero exit: 2 for a bad argument, file or
 setting (the message says what to change), 1 for an unexpected error, which is probably a bug (set
@@ -65,8 +66,11 @@ def _train(args: argparse.Namespace) -> None:
     import json
     import os
 
+    from .data.tokenizing import load_tokenizer
     from .training.trainer import fine_tune
 
+    if args.output_dir:  # refuse an unusable folder before minutes of training, not after
+        _check_output_dir(Path(args.output_dir))
     result = fine_tune(
         args.task,
         args.checkpoint,
@@ -76,19 +80,37 @@ def _train(args: argparse.Namespace) -> None:
         sequences_per_step=args.sequences_per_step,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         learning_rate=args.learning_rate,
+        lr_scheduler_type=args.lr_scheduler_type,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
         num_train_epochs=args.epochs,
         max_steps=args.max_steps,
         seed=args.seed,
         max_train_rows=args.max_train_rows,
         max_eval_rows=args.max_eval_rows,
+        eval_split=args.eval_split,
+        algorithm=args.algorithm,
+        attn_implementation=args.attn_implementation,
+        bf16=args.bf16,
+        logging_steps=args.logging_steps,
         text_columns=args.text_columns,
         label_column=args.label_column,
     )
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(result.summary(), indent=2))
-        if args.save_dir:
-            result.model.save_pretrained(args.save_dir)
-            print(f"Model saved to {args.save_dir}")
+        summary = json.dumps(result.summary(), indent=2)
+        print(summary)
+        if args.output_dir:
+            # a complete folder: the plain checkpoint, its tokenizer and the run's summary
+            result.model.save_pretrained(args.output_dir)
+            load_tokenizer(args.checkpoint).save_pretrained(args.output_dir)
+            (Path(args.output_dir) / "training_summary.json").write_text(summary + "\n")
+            print(f"Model and tokenizer saved to {args.output_dir}")
+
+
+def _check_output_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--output-dir {str(path)!r} is a file; give a folder to save the model in.")
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,12 +145,29 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--sequences-per-step", type=int, default=32)
     train.add_argument("--gradient-accumulation-steps", type=int, default=1)
     train.add_argument("--learning-rate", type=float, default=5e-5)
+    train.add_argument("--lr-scheduler-type", default="linear", help="a transformers scheduler name")
+    train.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
+    train.add_argument("--weight-decay", type=float, default=0.01)
     train.add_argument("--epochs", type=float, default=1.0)
-    train.add_argument("--max-steps", type=int, default=-1)
+    train.add_argument("--max-steps", type=int, default=-1, help="> 0: stop after that many steps")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--max-train-rows", type=int, default=None)
     train.add_argument("--max-eval-rows", type=int, default=None)
-    train.add_argument("--save-dir", default=None, help="save the trained model here")
+    train.add_argument("--eval-split", default="validation")
+    train.add_argument("--algorithm", default="lpfhp", help="packing algorithm (packed variant)")
+    train.add_argument(
+        "--attn-implementation",
+        default=None,
+        help="eager, sdpa or packed_sdpa (default: the fastest exact one the family supports)",
+    )
+    train.add_argument("--bf16", action="store_true", help="mixed precision (CPUs with bf16 units, GPUs)")
+    train.add_argument("--logging-steps", type=int, default=10)
+    train.add_argument(
+        "--output-dir",
+        "--save-dir",
+        default=None,
+        help="save the trained model, its tokenizer and training_summary.json in this folder",
+    )
     images = commands.add_parser("images", help="redraw the figures the README and notebooks show")
     images.add_argument("--output-dir", default="images")
     args = parser.parse_args(argv)

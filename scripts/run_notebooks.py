@@ -5,13 +5,15 @@ as a PNG (`figures/<notebook>-<cell>-<n>.png`), so the results can be looked at 
 Parameters given with `-p name value` go to every notebook (papermill ignores the ones a notebook
 does not declare, with a warning). `--fast` runs the shorter settings of `FAST_PARAMETERS`, for a
 workshop short of time (WORKSHOP.md); `-p` values win over them. At the end the time of every
-notebook is printed with the machine's load, the figures WORKSHOP.md quotes.
+notebook is printed with the machine's load, the figures WORKSHOP.md quotes, and written to
+`timings.md` in the output folder, so they stay in one place beside the executed notebooks.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import os
 import sys
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+from traitlets.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +38,15 @@ FAST_PARAMETERS: dict[str, dict[str, object]] = {
     "07_pretraining.ipynb": {"histogram_split": "validation", "max_steps": 6},
 }
 """Shorter settings for a short session: every comparison stays, on less data and fewer repeats."""
+
+
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
+"""The kernel manager encrypts its sockets to the kernel (CurveZMQ keys it provisions itself).
+
+Without this, ipykernel 7 logs "Kernel is running over TCP without encryption" at every kernel start,
+once per notebook: papermill talks to its kernel over local TCP sockets, in plain text by default.
+"auto" is jupyter_client's setting for this: it encrypts when the kernelspec declares CurveZMQ support
+(ipykernel's own `python3` spec does) and otherwise runs as before, and then the warning is true."""
 
 
 def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:
@@ -79,9 +91,11 @@ def main() -> int:
                 kernel_name="python3",
                 cwd=str(notebook.parent),
                 progress_bar=True,  # a cell-by-cell bar in the terminal, so a long notebook shows life
+                config=KERNEL_CONFIG if _curve_available() else Config(),
             )
         except papermill.PapermillExecutionError as error:
             print(f"    failed: {error.ename}: {error.evalue}\n    see {target}", file=sys.stderr)
+            _write_timings(args.output_dir, times, load_before, fast=args.fast, failed=notebook.name)
             return 1
         figures = save_figures(target, args.output_dir / "figures")
         times[notebook.name] = time.perf_counter() - start
@@ -91,16 +105,61 @@ def main() -> int:
         f"\nAll {len(notebooks)} notebooks ran in {minutes:.1f} min. Executed notebooks: {args.output_dir}/, "
         f"figures: {args.output_dir / 'figures'}/"
     )
-    machine = f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={_threads()}"
-    print(f"\n{machine}; load average {load_before} before, {_load()} after")
+    print(f"\n{_machine()}; load average {load_before} before, {_load()} after")
     for name, seconds in times.items():
         print(f"{seconds:7.0f} s  {name}")
+    path = _write_timings(args.output_dir, times, load_before, fast=args.fast)
+    print(f"(also in {path})")
     return 0
+
+
+def timings_markdown(
+    times: dict[str, float], machine: str, loads: tuple[str, str], fast: bool, failed: str | None = None
+) -> str:
+    """The run's per-notebook times as a Markdown table, with when and on what they were measured.
+
+    >>> print(timings_markdown({"01_a.ipynb": 12.3}, "2 CPUs", ("0.5", "1.9"), fast=False).splitlines()[-2])
+    | 01_a.ipynb | 12 |
+    """
+    settings = "`--fast` settings" if fast else "default settings"
+    lines = [
+        "# Notebook run times",
+        "",
+        f"`scripts/run_notebooks.py`, {settings}, {datetime.date.today():%d %B %Y}; {machine}; "
+        f"load average {loads[0]} before, {loads[1]} after.",
+        "",
+        "| notebook | seconds |",
+        "|---|---:|",
+        *(f"| {name} | {seconds:.0f} |" for name, seconds in times.items()),
+        f"| all | {sum(times.values()):.0f} |",
+    ]
+    if failed:
+        lines += ["", f"Stopped at {failed}, which failed."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_timings(
+    output_dir: Path, times: dict[str, float], load_before: str, fast: bool, failed: str | None = None
+) -> Path:
+    path = output_dir / "timings.md"
+    path.write_text(timings_markdown(times, _machine(), (load_before, _load()), fast, failed))
+    return path
+
+
+def _curve_available() -> bool:
+    """Whether pyzmq can encrypt (CurveZMQ); without it jupyter_client refuses transport_encryption."""
+    import zmq
+
+    return bool(zmq.has("curve"))
 
 
 def _load() -> str:
     """The 1-minute load average: how busy the machine was, next to the times measured on it."""
     return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
+
+
+def _machine() -> str:
+    return f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={_threads()}"
 
 
 def _threads() -> str:

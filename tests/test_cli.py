@@ -80,6 +80,7 @@ def _bad_cases(files: dict[str, Path], tmp: Path) -> dict[str, tuple[list[str], 
             "bert-base",
         ),
         "negative epochs": (["train", "--task", small, "--epochs", "-1"], "num_train_epochs"),
+        "output dir is a file": (["train", "--task", small, "--output-dir", small], "--output-dir"),
         "images into a file": (["images", "--output-dir", small], "reviews.csv"),
     }
 
@@ -93,7 +94,7 @@ SUBPROCESS_BAD = [
     "hub task offline",
 ]
 IN_PROCESS_BAD = ["header-only csv", "max-seq-length too long", "unknown split", "hub checkpoint offline"]
-IN_PROCESS_BAD += ["negative epochs", "images into a file"]
+IN_PROCESS_BAD += ["negative epochs", "output dir is a file", "images into a file"]
 
 
 def _good_cases(files: dict[str, Path], tmp: Path) -> dict[str, list[str]]:
@@ -101,7 +102,7 @@ def _good_cases(files: dict[str, Path], tmp: Path) -> dict[str, list[str]]:
     return {
         "stats": ["stats", "--task", small, "--max-seq-length", "32", "--max-seq-per-pack", "4"],
         "images": ["images", "--output-dir", str(tmp / "images")],
-        "train": [*TINY_TRAINING.split(), "--task", small, "--save-dir", str(tmp / "model")],
+        "train": [*TINY_TRAINING.split(), "--task", small, "--bf16", "--output-dir", str(tmp / "model")],
     }
 
 
@@ -222,6 +223,104 @@ def test_train_prints_its_json_summary(runs, setup):
     assert {f"eval_{name}": value for name, value in metrics.items()} == pytest.approx(
         {key: value for key, value in summary.items() if key.startswith("eval_")}, abs=1e-6
     )
+
+
+@pytest.mark.slow
+def test_train_with_bf16_saves_a_model_that_reloads(runs, setup):
+    """--output-dir holds a complete checkpoint: the plain classifier with its labels, the tokenizer, and
+    the printed summary; a packed predictor and the plain transformers class give the same logits."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from packbert_utils import PackedTextClassifier, load_tokenizer
+
+    result = runs["train"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = setup["tmp"] / "model"
+    assert f"Model and tokenizer saved to {folder}" in result.stdout
+    lines = result.stdout.splitlines()
+    printed = json.loads("\n".join(lines[lines.index("{") : lines.index("}") + 1]))
+    assert json.loads((folder / "training_summary.json").read_text()) == printed
+    plain = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert type(plain).__name__ == "BertForSequenceClassification"
+    assert plain.config.num_labels == 2 and plain.dtype == torch.float32  # bf16 autocast, fp32 weights kept
+    texts = ["a good film number 1", "a dull film", "sharp"]
+    tokenizer = load_tokenizer(str(folder))
+    with torch.no_grad():
+        expected = plain(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    packed = PackedTextClassifier(str(folder), max_seq_length=32).predict(texts, progress=False)
+    np.testing.assert_allclose(packed, expected, atol=1e-4)
+
+
+def test_train_passes_every_setting_to_fine_tune(monkeypatch, tmp_path, capsys):
+    """Each `train` option reaches fine_tune's keyword of the same meaning, and every fine_tune setting
+    has an option (except the Python-only ones), so the command line cannot fall behind the function."""
+    import inspect
+
+    from packbert_utils.training import trainer
+
+    received: dict[str, Any] = {}
+    settings = set(inspect.signature(trainer.fine_tune).parameters)
+
+    class Saved:
+        def save_pretrained(self, folder):
+            Path(folder, "config.json").write_text("{}")
+
+    class Result:
+        model = Saved()
+
+        def summary(self):
+            return {"variant": "packed"}
+
+    def fake_fine_tune(*args, **kwargs):
+        received.update(zip(("task", "checkpoint", "variant"), args, strict=True), **kwargs)
+        return Result()
+
+    monkeypatch.setattr(trainer, "fine_tune", fake_fine_tune)
+    monkeypatch.setattr("packbert_utils.data.tokenizing.load_tokenizer", lambda name: Saved())
+    options = (
+        "--task my.csv --checkpoint ckpt --variant grouped --max-seq-length 64 --max-seq-per-pack 6 "
+        "--sequences-per-step 48 --gradient-accumulation-steps 2 --learning-rate 3e-4 "
+        "--lr-scheduler-type cosine --warmup-ratio 0.2 --weight-decay 0.05 --epochs 3 --max-steps 7 --seed 5 "
+        "--max-train-rows 100 "
+        "--max-eval-rows 20 --eval-split test --algorithm spfhp --attn-implementation eager --bf16 "
+        "--logging-steps 3 --text-columns a b --label-column y"
+    )
+    code = cli.main(["train", *options.split(), "--output-dir", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert received == {
+        "task": "my.csv",
+        "checkpoint": "ckpt",
+        "variant": "grouped",
+        "max_seq_length": 64,
+        "max_seq_per_pack": 6,
+        "sequences_per_step": 48,
+        "gradient_accumulation_steps": 2,
+        "learning_rate": 3e-4,
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": 0.2,
+        "weight_decay": 0.05,
+        "num_train_epochs": 3.0,
+        "max_steps": 7,
+        "seed": 5,
+        "max_train_rows": 100,
+        "max_eval_rows": 20,
+        "eval_split": "test",
+        "algorithm": "spfhp",
+        "attn_implementation": "eager",
+        "bf16": True,
+        "logging_steps": 3,
+        "text_columns": ["a", "b"],
+        "label_column": "y",
+    }
+    # data objects, a notebook's progress bar, the Trainer's scratch folder
+    python_only = {"dataset", "progress", "output_dir"}
+    assert settings - python_only == set(received)
+    assert (tmp_path / "out" / "training_summary.json").is_file()
+    # without --bf16 the default is fp32, and --save-dir still names the folder
+    received.clear()
+    assert cli.main(["train", "--save-dir", str(tmp_path / "old")]) == 0
+    assert received["bf16"] is False and (tmp_path / "old" / "config.json").is_file()
 
 
 # ---- in-process: argparse, unexpected errors, interruptions ---------------------------------------------

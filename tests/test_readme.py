@@ -20,3 +20,33 @@ def test_the_library_in_five_calls_runs_and_uses_its_plan():
     namespace: dict = {}
     exec(compile(_python_block_after("## The library in five calls"), "README.md", "exec"), namespace)
     assert len(namespace["packed"]) == namespace["plan"].num_packs
+
+
+def test_the_quick_start_runs_on_a_small_csv(tmp_path, monkeypatch):
+    """The quick start as written, in a folder holding the `my.csv` it reads (80 short reviews, two
+    classes). The only change: fine_tune trains for 2 steps of 8 texts instead of 3 epochs."""
+    import packbert_utils
+    from packbert_utils.training.trainer import fine_tune
+
+    words = ["moving", "dull", "sharp", "flat", "warm", "tedious", "bright", "clumsy"]
+    rows = [f"a {words[i % 8]} little film, number {i},{i % 2}" for i in range(80)]
+    (tmp_path / "my.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    calls: list[dict] = []
+
+    def shortened(*args, **kwargs):
+        calls.append(kwargs)
+        return fine_tune(*args, **{**kwargs, "max_steps": 2, "sequences_per_step": 8, "progress": False})
+
+    monkeypatch.setattr(packbert_utils, "fine_tune", shortened)
+    namespace: dict = {}
+    exec(compile(_python_block_after("## Quick start"), "README.md", "exec"), namespace)
+    assert len(calls) == 1 and calls[0]["num_train_epochs"] == 3
+    result = namespace["result"]
+    assert result.optimizer_steps == 2 and set(result.metrics) == {"accuracy", "f1"}
+    assert namespace["data"]["validation"].num_rows == 8  # 10% of the file, scored
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
+        p.name for p in (tmp_path / "my_model").iterdir()
+    }
+    logits = namespace["logits"]
+    assert logits.shape == (2, 2) and logits.dtype == "float32"
