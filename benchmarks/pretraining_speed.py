@@ -154,7 +154,10 @@ def main() -> None:
     args = parser.parse_args()
     runs = list(args.runs or (QUICK_RUNS if args.quick else DEFAULT_RUNS))
     for name in runs:
-        run_settings(name)  # refuse a misspelt run before any training
+        try:  # refuse a misspelt run before any training, as a usage error
+            run_settings(name)
+        except ValueError as error:
+            parser.error(str(error))
     if args.quick:
         args.max_train_rows, args.max_eval_rows, args.max_steps = 24, 4, 2
         args.seeds, args.max_seq_lengths, args.sequences_per_step = [0], [128], 8

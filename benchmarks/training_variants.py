@@ -166,7 +166,10 @@ def main() -> None:
         "max_eval_rows": 200 if args.quick else args.max_eval_rows,
     }
     for name in args.runs:
-        run_settings(name)  # refuse a misspelt run before any training
+        try:  # refuse a misspelt run before any training, as a usage error
+            run_settings(name)
+        except ValueError as error:
+            parser.error(str(error))
     rows = run(settings, args.runs, args.seeds)
     publish(table(rows, args.runs, settings), args.output, lambda png: chart(rows, args.runs, png))
 

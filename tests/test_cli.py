@@ -206,7 +206,7 @@ def test_train_prints_its_json_summary(runs, setup):
     # The figures are those of the run: tokens and efficiency agree, and the saved model, reloaded as a
     # plain transformers model and run on each evaluation row alone, gives the printed metrics.
     assert summary["efficiency"] == pytest.approx(summary["train_tokens"] / summary["computed_tokens"])
-    assert result.stdout.rstrip().splitlines()[-1] == f"Model saved to {setup['tmp'] / 'model'}"
+    assert result.stdout.rstrip().splitlines()[-1] == f"Model and tokenizer saved to {setup['tmp'] / 'model'}"
     raw = _load_splits(
         str(setup["tmp"] / "reviews.csv"),
         None,
@@ -255,12 +255,16 @@ def test_train_with_bf16_saves_a_model_that_reloads(runs, setup):
 def test_train_passes_every_setting_to_fine_tune(monkeypatch, tmp_path, capsys):
     """Each `train` option reaches fine_tune's keyword of the same meaning, and every fine_tune setting
     has an option (except the Python-only ones), so the command line cannot fall behind the function."""
+    import dataclasses
     import inspect
 
     from packbert_utils.training import trainer
+    from packbert_utils.training.config import TrainingConfig
 
     received: dict[str, Any] = {}
-    settings = set(inspect.signature(trainer.fine_tune).parameters)
+    # fine_tune's own arguments and every field of its TrainingConfig
+    settings = set(inspect.signature(trainer.fine_tune).parameters) - {"config", "settings"}
+    settings |= {field.name for field in dataclasses.fields(TrainingConfig)}
 
     class Saved:
         def save_pretrained(self, folder):

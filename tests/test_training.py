@@ -101,7 +101,9 @@ def _assert_metrics_and_model_survive_reload(result, task, folder, max_train_row
     recomputed = _metrics_from(logits, labels, spec)
     assert recomputed.keys() == result.metrics.keys()
     for name, value in result.metrics.items():
-        assert value == pytest.approx(recomputed[name], abs=1e-6), (name, value, recomputed[name])
+        # Packed logits equal each sequence alone to float rounding (EXACT); a score over a few rows moves
+        # by about 1e-6 with it (pearson in one run: 1.15e-6), while a wrong row order moves it by far more.
+        assert value == pytest.approx(recomputed[name], abs=1e-5), (name, value, recomputed[name])
     # The in-memory model on the first rows (packed rows for the packed model) gives the same logits.
     model = result.model.eval()
     names = [name for name in ("input_ids", "token_type_ids", "attention_mask") if name in rows.column_names]
