@@ -49,7 +49,7 @@ def run_settings(name: str) -> dict[str, Any]:
 
 
 def _train_once(settings: dict[str, Any]) -> dict[str, Any]:
-    from packbert_utils.training.pretraining import pretrain
+    from packbert_utils import pretrain
 
     start = time.perf_counter()
     name = settings.pop("run")

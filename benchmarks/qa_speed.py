@@ -29,7 +29,7 @@ VARIANTS = ("packed", "max_length", "dynamic", "grouped")
 
 
 def _train_once(settings: dict[str, Any]) -> dict[str, Any]:
-    from packbert_utils.training.trainer import fine_tune
+    from packbert_utils import fine_tune
 
     result = fine_tune("squad", progress=False, **settings)
     summary = result.summary()
@@ -58,10 +58,14 @@ def infer(questions: int, batch_size: int) -> dict[str, dict[str, float]]:
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    from packbert_utils import default_checkpoint, load_tokenizer
-    from packbert_utils.data.loading import load_task
-    from packbert_utils.data.squad import squad_windows
-    from packbert_utils.inference.question_answering import PackedQuestionAnswerer, decode_answers
+    from packbert_utils import (
+        PackedQuestionAnswerer,
+        decode_answers,
+        default_checkpoint,
+        load_task,
+        load_tokenizer,
+        squad_windows,
+    )
 
     rows = load_task("squad")["test"].shuffle(seed=1234).select(range(questions))[:]
     tokenizer = load_tokenizer()

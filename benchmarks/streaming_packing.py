@@ -94,8 +94,7 @@ def peak_bytes(reset: bool) -> int:
 
 def measure(histogram_file: str, num_sequences: int, buffer_size: int) -> dict:
     """In this (fresh) process: stream `num_sequences` rows from the pool through the packer."""
-    from packbert_utils.packing.plan import pack_histogram, sequence_length_histogram
-    from packbert_utils.packing.streaming import stream_pack_tables
+    from packbert_utils import pack_histogram, sequence_length_histogram, stream_pack_tables
 
     lengths = pool_lengths(np.load(histogram_file), POOL_ROWS)
     pool = pool_table(lengths)
@@ -137,7 +136,7 @@ def rank_balance(histogram: np.ndarray, sequences: int, world_sizes: list[int]) 
     import datasets
     from datasets.table import InMemoryTable
 
-    from packbert_utils.packing.streaming import packed_rows_per_rank
+    from packbert_utils import packed_rows_per_rank
 
     stream = datasets.Dataset(InMemoryTable(pool_table(pool_lengths(histogram, sequences, seed=1))))
     results = []
@@ -164,7 +163,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]), int(args.child[2]))))
         return
-    from packbert_utils.packing.plan import wikipedia_length_histogram
+    from packbert_utils import wikipedia_length_histogram
 
     sizes = [200_000] if args.quick else [1_000_000, 10_000_000]
     buffers = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
@@ -224,7 +223,7 @@ def chart(measured: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import pandas as pd
 
-    from packbert_utils.viz.packing_plots import plot_buffer_efficiency
+    from packbert_utils import plot_buffer_efficiency
 
     frame = pd.DataFrame(measured)
     frame["corpus"] = [f"{row.corpus}, {row.sequences:,} sequences" for row in frame.itertuples()]

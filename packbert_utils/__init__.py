@@ -57,6 +57,7 @@ _PUBLIC = {
     "packing.streaming": (
         "buffer_size_sweep",
         "packed_iterable_dataset",
+        "packed_rows_per_rank",
         "rank_shard",
         "read_corpus_files",
         "stream_pack",
@@ -158,6 +159,7 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     from .packing.streaming import (
         buffer_size_sweep,
         packed_iterable_dataset,
+        packed_rows_per_rank,
         rank_shard,
         read_corpus_files,
         stream_pack,

@@ -17,6 +17,7 @@ from matplotlib.transforms import ScaledTranslation
 
 from ..checks import to_numpy
 from ..packing.plan import PackingPlan, pack_histogram
+from .axes import new_axes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,10 +34,7 @@ def plot_length_histogram(
     histogram = np.asarray(histogram)
     if histogram.ndim != 1 or histogram.sum() <= 0:
         raise ValueError("histogram must be a 1-D array of counts with at least one sequence.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 3.5))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, (8, 3.5))
     lengths = np.arange(1, len(histogram) + 1)
     mean = float(np.dot(lengths, histogram) / histogram.sum())
     ax.bar(lengths, histogram, width=1.0, color="#4c72b0")
@@ -62,10 +60,7 @@ def plot_rows(sequence_index: np.ndarray, title: str, ax: Axes | None = None, le
     sequence_index = np.asarray(sequence_index)
     if sequence_index.ndim != 2:
         raise ValueError(f"sequence_index must be [rows, seq], got shape {sequence_index.shape}.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.3 * len(sequence_index) + 1.5))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, (8, 0.3 * len(sequence_index) + 1.5))
     image = np.empty((*sequence_index.shape, 3))
     image[:] = _rgb(PADDING_COLOUR)
     for value in np.unique(sequence_index[sequence_index > 0]):
@@ -152,13 +147,6 @@ def _read_positions(sequence_index: np.ndarray, cls_positions: Any) -> list[int]
     return [int(p) for slot, p in enumerate(positions) if sequence_index[p] == slot + 1]
 
 
-def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
-
-
 # ---------------------------------------------------------------------------------------------------
 # Packing plans
 
@@ -187,7 +175,7 @@ def plot_packing_plan(
         else:
             bars.append((strategy, f"×{count:,}"))
     bars = bars[:max_bars]
-    fig, ax = _new_axes(ax, (7, 0.35 * len(bars) + 1.2))
+    fig, ax = new_axes(ax, (7, 0.35 * len(bars) + 1.2))
     palette = plt.get_cmap("tab10").colors
     for row, (strategy, label) in enumerate(bars):
         ax.barh(row, plan.max_seq_length, color=PADDING_COLOUR, height=0.7)
@@ -341,7 +329,7 @@ def plot_buffer_efficiency(sweep: pd.DataFrame, ax: Axes | None = None) -> Figur
     >>> fig.axes[0].get_xlabel()
     'buffer size (sequences)'
     """
-    fig, ax = _new_axes(ax, (6, 3.5))
+    fig, ax = new_axes(ax, (6, 3.5))
     groups = sweep.groupby("corpus", sort=False) if "corpus" in sweep.columns else [(None, sweep)]
     for index, (name, part) in enumerate(groups):
         part = part.sort_values("buffer_size")
@@ -484,7 +472,7 @@ def plot_pack_table(
     read: set[int] = set()
     if "cls_positions" in pack:
         read = set(_read_positions(index, pack["cls_positions"]))
-    fig, ax = _new_axes(ax, (0.62 * len(index) + 1.6, 1.9))
+    fig, ax = new_axes(ax, (0.62 * len(index) + 1.6, 1.9))
     for row, (name, values) in enumerate(rows.items()):
         for column, value in enumerate(values):
             sequence = int(index[column])
@@ -537,7 +525,7 @@ def plot_attention_mask(
             colour = sequence_colour(int(value)) if value else (0.75, 0.75, 0.75)
             image[allowed & (owner == value)] = colour
     side = 4.5 if size > 24 else 0.25 * size + 1.5
-    fig, ax = _new_axes(ax, (side + 0.5, side))
+    fig, ax = new_axes(ax, (side + 0.5, side))
     ax.imshow(image, interpolation="nearest")
     if tokens is not None and size <= 40:
         ax.set_xticks(range(size), list(tokens), rotation=90, fontsize=7)
@@ -575,7 +563,7 @@ def plot_differences(
     series = {name: np.abs(np.asarray(v, dtype=float)).reshape(-1) for name, v in differences.items()}
     positive = np.concatenate([values[values > 0] for values in series.values()])
     floor = 10.0 ** (np.floor(np.log10(positive.min())) - 1) if positive.size else 1e-12
-    fig, ax = _new_axes(ax, (8, 3.8))
+    fig, ax = new_axes(ax, (8, 3.8))
     markers = ("o", "s", "^", "D", "v", "P")
     for index, (name, values) in enumerate(series.items()):
         shift = 0.08 * (index - (len(series) - 1) / 2)  # side by side, so that equal values stay visible

@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .axes import new_axes
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -43,10 +45,7 @@ def plot_loss_curves(results: Mapping[str, Any], ax: Axes | None = None) -> Figu
     """
     if not results:
         raise ValueError("results is empty: pass at least one training result.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 3.8))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, (8, 3.8))
     for index, (name, result) in enumerate(results.items()):
         steps, losses = result.loss_curve()
         sequences = np.asarray(steps, dtype=float) * float(result.sequences_per_step)
@@ -122,10 +121,7 @@ def plot_throughput(
     values = np.asarray(values, dtype=float)
     if len(names) != len(values) or not len(names):
         raise ValueError("names and values must be non-empty and of the same length.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.55 * len(names) + 1.2))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, (8, 0.55 * len(names) + 1.2))
     positions = np.arange(len(names))[::-1]  # first name on top
     if colours is None:
         colours = [variant_colour(name, index) for index, name in enumerate(names)]
@@ -165,10 +161,7 @@ def plot_time_by_row_length(
     lengths = np.asarray(row_lengths, dtype=float)
     if not len(lengths) or not times:
         raise ValueError("row_lengths and times must be non-empty.")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = new_axes(ax, (7, 3.6))
     for index, (name, values) in enumerate(times.items()):
         values = np.asarray(values, dtype=float)
         if len(values) != len(lengths):
