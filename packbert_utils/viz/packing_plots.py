@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from ..checks import to_numpy
+from ..packing.dataset import pack_dataset
 from ..packing.plan import PackingPlan, pack_histogram
 from .axes import new_axes
 
@@ -108,8 +109,6 @@ def plot_padding_vs_packing(padded_mask: np.ndarray, packed_mask: np.ndarray) ->
 
 def padding_vs_packing_figure(lengths: Sequence[int], max_seq_length: int, max_seq_per_pack: int) -> Figure:
     """Draw the given sequence lengths padded one per row, then packed with lpfhp."""
-    from ..packing.dataset import pack_dataset  # plotting a pack needs the packer, not the reverse
-
     lengths = [int(length) for length in lengths]
     padded = np.zeros((len(lengths), max_seq_length), dtype=np.int64)
     for row, length in enumerate(lengths):
