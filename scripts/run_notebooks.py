@@ -40,6 +40,10 @@ FAST_PARAMETERS: dict[str, dict[str, object]] = {
 """Shorter settings for a short session: every comparison stays, on less data and fewer repeats."""
 
 
+SOLUTIONS = {"run_solutions": True}
+"""Every notebook runs the folded solutions of its exercises, which check themselves strictly: a
+learner's copy (the default, False) shows "Not yet" at each exercise instead."""
+
 KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 """The kernel manager encrypts its sockets to the kernel (CurveZMQ keys it provisions itself).
 
@@ -87,7 +91,7 @@ def main() -> int:
             papermill.execute_notebook(
                 str(notebook),
                 str(target),
-                parameters=preset | parameters,
+                parameters=SOLUTIONS | preset | parameters,
                 kernel_name="python3",
                 cwd=str(notebook.parent),
                 progress_bar=True,  # a cell-by-cell bar in the terminal, so a long notebook shows life

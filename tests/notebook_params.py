@@ -84,9 +84,15 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+EVERY_NOTEBOOK: dict[str, Any] = {"run_solutions": True}
+"""Given to every notebook: the folded solutions of the exercises run and check themselves (strictly),
+so a solution that no longer matches the library fails the test."""
+
+
 def small_parameters(notebook_name: str, folder: Path | None = None) -> dict[str, Any]:
-    """The test parameters of one notebook (empty: run its defaults), paths placed under `folder`."""
-    parameters = dict(SMALL_PARAMETERS.get(notebook_name, {}))
+    """The test parameters of one notebook (`EVERY_NOTEBOOK` and its own small values), paths placed
+    under `folder`."""
+    parameters = EVERY_NOTEBOOK | dict(SMALL_PARAMETERS.get(notebook_name, {}))
     for name, value in parameters.items():
         if isinstance(value, str) and value.startswith(TEST_FOLDER):
             if folder is None:

@@ -281,11 +281,29 @@ def _exercises(notebook: nbformat.NotebookNode) -> list[tuple[str, list[nbformat
     return [(title, cells) for title, cells in exercises if title]
 
 
+def _is_hidden_solution(cell: nbformat.NotebookNode) -> bool:
+    """Solution code: folded (metadata jupyter.source_hidden) and tagged "solution" or headed "# Solution"."""
+    folded = cell.metadata.get("jupyter", {}).get("source_hidden") is True
+    named = "solution" in cell.metadata.get("tags", []) or cell.source.lstrip().startswith("# Solution")
+    return folded and named
+
+
+def _is_coding_exercise(cells: list[nbformat.NotebookNode]) -> bool:
+    """A learner's cell that checks their code, and a folded solution that checks itself strictly."""
+    code = [c for c in cells if c.cell_type == "code"]
+    stub = any("check_exercise(" in c.source and not _is_hidden_solution(c) for c in code)
+    solved = any(
+        _is_hidden_solution(c) and "run_solutions" in c.source and "strict=" in c.source for c in code
+    )
+    return stub and solved
+
+
 @by_name
 def test_exercises_with_folded_solutions(notebook: Path) -> None:
-    """At least two "Exercise N: ..." sections, each with its solution folded: the explanation in a
-    <details> block, solution code hidden and tagged "solution" (it runs with the notebook, so CI
-    executes it)."""
+    """At least two "Exercise N: ..." sections, each with its solution folded, and at least one where the
+    learner writes code: a visible cell with their function and `check_exercise`, then folded solution
+    code run when `run_solutions` is True (CI and make run), which checks itself strictly. Other
+    exercises fold their answer in a <details> block, or in hidden solution code."""
     content = nbformat.read(notebook, as_version=4)
     exercises = _exercises(content)
     assert len(exercises) >= MIN_EXERCISES, (
@@ -293,22 +311,25 @@ def test_exercises_with_folded_solutions(notebook: Path) -> None:
     )
     numbers = [int(EXERCISE_HEADING.search(cells[0].source).group(1)) for _, cells in exercises]
     assert numbers == list(range(1, len(numbers) + 1)), f"exercises are numbered {numbers}"
+    assert "run_solutions" in _parameter_names(content), f"{notebook.name}: no run_solutions parameter"
+    coding = [title for title, cells in exercises if _is_coding_exercise(cells)]
+    assert coding, f"{notebook.name}: no exercise where the learner writes code checked by check_exercise"
     for title, cells in exercises:
         folded = [c for c in cells if c.cell_type == "markdown" and SOLUTION_SUMMARY in c.source]
-        assert folded, f"{notebook.name}, {title}: no folded solution ({SOLUTION_SUMMARY} ... </details>)"
+        hidden = [c for c in cells if c.cell_type == "code" and _is_hidden_solution(c)]
+        assert folded or hidden, f"{notebook.name}, {title}: no folded solution (<details> or hidden code)"
         assert all("</details>" in c.source for c in folded), f"{notebook.name}, {title}: unclosed <details>"
         for cell in cells:
-            if cell.cell_type != "code":
-                continue
-            assert "solution" in cell.metadata.get("tags", []), (
-                f"{notebook.name}, {title}: an exercise's code cell must be its solution, tagged 'solution'"
-            )
-            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
-                f"{notebook.name}, {title}: solution code must be folded (metadata jupyter.source_hidden)"
-            )
-    tagged = [c for c in _code_cells(content) if "solution" in c.metadata.get("tags", [])]
-    in_exercises = sum(1 for _, cells in exercises for c in cells if c.cell_type == "code")
-    assert len(tagged) == in_exercises, f"{notebook.name}: a cell tagged 'solution' is outside the exercises"
+            if cell.cell_type == "code" and not _is_hidden_solution(cell):
+                assert "check_exercise(" in cell.source, (
+                    f"{notebook.name}, {title}: visible code in an exercise must be the learner's, with "
+                    "check_exercise; solution code is folded"
+                )
+    tagged = [c for c in _code_cells(content) if _is_hidden_solution(c)]
+    in_exercises = sum(
+        1 for _, cells in exercises for c in cells if c.cell_type == "code" and _is_hidden_solution(c)
+    )
+    assert len(tagged) == in_exercises, f"{notebook.name}: solution code outside the exercises"
 
 
 @by_name

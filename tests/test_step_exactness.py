@@ -235,7 +235,7 @@ def _trainer_update(
         trainer.train()
     assert trainer.state.global_step == 1
     update = {name: p.detach() - before[name] for name, p in model.named_parameters()}
-    return update, counter.totals()[0]
+    return update, counter.totals()["sequences"]
 
 
 @pytest.fixture(scope="module")

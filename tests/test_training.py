@@ -264,3 +264,34 @@ def test_token_and_multi_label_tasks_train_packed_and_unpacked(task, variant, tm
     assert all(0.0 <= value <= 1.0 for value in result.metrics.values())
     assert result.train_sequences > 0
     _assert_metrics_and_model_survive_reload(result, task, tmp_path, 24, 16)
+
+
+def test_speeds_leave_out_the_first_optimizer_step():
+    """The warm-up step's time and counts are recorded apart, and speeds are over the steps after it."""
+    counter = runner.ThroughputCounter(packed=True)
+    counter.on_train_begin(None, None, None)
+    two_sequences = {"attention_mask": torch.tensor([[1, 1, 2, 0]])}
+    counter.add(two_sequences)
+    counter.on_step_end(None, None, None)
+    for _ in range(3):
+        counter.add(two_sequences)
+        counter.on_step_end(None, None, None)  # only the first step end is the warm-up's
+    counter.on_train_end(None, None, None)
+    assert counter.warmup["sequences"] == 2 and counter.warmup["tokens"] == 3
+    assert counter.totals() == {"sequences": 8, "tokens": 12, "computed": 16}
+    result = runner.TrainingResult(
+        variant="packed",
+        metrics={},
+        train_runtime_s=10.0,
+        train_sequences=8,
+        train_tokens=12,
+        computed_tokens=16,
+        optimizer_steps=4,
+        sequences_per_step=2.0,
+        log_history=[],
+        model=None,
+        warmup_s=4.0,
+        warmup_sequences=2,
+        warmup_tokens=3,
+    )
+    assert result.sequences_per_s == pytest.approx(6 / 6.0) and result.tokens_per_s == pytest.approx(9 / 6.0)

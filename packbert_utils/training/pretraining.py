@@ -57,11 +57,13 @@ class PretrainingResult(TrainingResult):
     """A `TrainingResult` plus the masked tokens trained on and the held-out scores per document."""
 
     masked_tokens: int = 0
+    warmup_masked_tokens: int = 0
     per_document: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @property
     def masked_tokens_per_s(self) -> float:
-        return self.masked_tokens / self.train_runtime_s
+        """Masked tokens (those the loss is over) per second of training, after the warm-up step."""
+        return (self.masked_tokens - self.warmup_masked_tokens) / (self.train_runtime_s - self.warmup_s)
 
     def summary(self) -> dict[str, Any]:
         values = {k: v for k, v in super().summary().items() if k != "per_document"}
@@ -156,9 +158,11 @@ def pretrain(
         "mlm_accuracy": float((per_document["mlm_accuracy"] * per_document["masked_tokens"]).sum() / masked),
     }
     result = run.result(metrics)
+    warm = counter.totals(counter.warmup)["masked"] if result.warmup_s and counter.warmup else 0
     return PretrainingResult(
         **{name: getattr(result, name) for name in TrainingResult.__dataclass_fields__},
-        masked_tokens=counter.masked_total(),
+        masked_tokens=counter.totals()["masked"],
+        warmup_masked_tokens=warm,
         per_document=per_document,
     )
 
@@ -278,12 +282,8 @@ class _MaskedTokenCounter(ThroughputCounter):
                 int((inputs["input_ids"] == self.cls_token_id).sum()) - inputs["input_ids"].shape[0]
             )
 
-    def masked_total(self) -> int:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            tensor = torch.tensor([self.masked], dtype=torch.float64)
-            torch.distributed.all_reduce(tensor)
-            return int(tensor.item())
-        return self.masked
+    def counts(self) -> dict[str, float]:
+        return {**super().counts(), "masked": self.masked}
 
 
 class _ShardTrainer(CountingTrainer):

@@ -33,7 +33,14 @@ to the longest in a batch of sequences of similar length (the Trainer's length-g
 
 @dataclass
 class TrainingResult:
-    """What one training run produced: its metrics, its speed and the trained model."""
+    """What one training run produced: its metrics, its speed and the trained model.
+
+    Speeds (`sequences_per_s`, `tokens_per_s`) are steady-state: with at least `STEADY_MIN_STEPS`
+    optimizer steps, the first step (memory allocation, lazy initialisation, first data batch) is left
+    out of both the time and the counts, as `warmup_s`, `warmup_sequences` and `warmup_tokens` record;
+    a short run's one-off start-up cost would otherwise dilute every ratio between variants.
+    `train_runtime_s` is the whole training time.
+    """
 
     variant: str
     metrics: dict[str, float]
@@ -45,15 +52,19 @@ class TrainingResult:
     sequences_per_step: float
     log_history: list[dict[str, Any]] = field(repr=False)
     model: PreTrainedModel = field(repr=False)
+    warmup_s: float = 0.0
+    warmup_sequences: int = 0
+    warmup_tokens: int = 0
 
     @property
     def sequences_per_s(self) -> float:
-        return self.train_sequences / self.train_runtime_s
+        """Real sequences per second of training, after the warm-up step."""
+        return (self.train_sequences - self.warmup_sequences) / (self.train_runtime_s - self.warmup_s)
 
     @property
     def tokens_per_s(self) -> float:
-        """Real (non-padding) tokens per second."""
-        return self.train_tokens / self.train_runtime_s
+        """Real (non-padding) tokens per second of training, after the warm-up step."""
+        return (self.train_tokens - self.warmup_tokens) / (self.train_runtime_s - self.warmup_s)
 
     @property
     def efficiency(self) -> float:
@@ -116,8 +127,16 @@ def limit_rows(split: datasets.Dataset, rows: int | None) -> datasets.Dataset:
     return split.shuffle(seed=1234).select(range(rows)).flatten_indices()
 
 
+STEADY_MIN_STEPS = 3
+"""Runs of at least this many optimizer steps report speeds without their first (warm-up) step."""
+
+
 class ThroughputCounter(TrainerCallback):
-    """Counts real sequences and tokens seen in training, and times training alone."""
+    """Counts real sequences and tokens seen in training, and times training alone.
+
+    `warmup` holds the time and the counts at the end of the first optimizer step, so that speeds can
+    leave the start-up cost out (`TrainingResult`). Subclasses that count more extend `counts()`.
+    """
 
     def __init__(self, packed: bool) -> None:
         self.packed = packed
@@ -125,10 +144,15 @@ class ThroughputCounter(TrainerCallback):
         self.tokens = 0
         self.computed = 0
         self.elapsed_s = 0.0
+        self.warmup: dict[str, float] | None = None
         self._start = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.warmup is None:
+            self.warmup = {"seconds": time.perf_counter() - self._start, **self.counts()}
 
     def on_train_end(self, args, state, control, **kwargs):
         self.elapsed_s = time.perf_counter() - self._start
@@ -141,14 +165,20 @@ class ThroughputCounter(TrainerCallback):
         # unpacked row is one sequence. Labels cannot tell: token tasks have one per token.
         self.sequences += int(mask.amax(dim=1).sum()) if self.packed else mask.shape[0]
 
-    def totals(self) -> tuple[int, int, int]:
-        """Sums over all processes when training is distributed."""
-        values = [self.sequences, self.tokens, self.computed]
+    def counts(self) -> dict[str, float]:
+        """This process's counts so far, by name."""
+        return {"sequences": self.sequences, "tokens": self.tokens, "computed": self.computed}
+
+    def totals(self, counts: dict[str, float] | None = None) -> dict[str, int]:
+        """`counts` (default: the counts now) summed over all processes when training is distributed."""
+        counts = self.counts() if counts is None else counts
+        names = [name for name in counts if name != "seconds"]
+        values = [float(counts[name]) for name in names]
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             tensor = torch.tensor(values, dtype=torch.float64)
             torch.distributed.all_reduce(tensor)
-            values = [int(v) for v in tensor.tolist()]
-        return values[0], values[1], values[2]
+            values = tensor.tolist()
+        return {name: int(value) for name, value in zip(names, values, strict=True)}
 
 
 class CountingTrainer(StepMeanTrainer):
@@ -175,19 +205,25 @@ class Run:
     def result(self, metrics: dict[str, float]) -> TrainingResult:
         """The run's `TrainingResult`, with the metrics the caller computed."""
         runtime = self.counter.elapsed_s or self.output.metrics["train_runtime"]
-        sequences, tokens, computed = self.counter.totals()
+        totals = self.counter.totals()
         steps = int(self.output.global_step)
+        warmup = {"seconds": 0.0, "sequences": 0, "tokens": 0}
+        if steps >= STEADY_MIN_STEPS and self.counter.warmup is not None:
+            warmup = {"seconds": self.counter.warmup["seconds"], **self.counter.totals(self.counter.warmup)}
         return TrainingResult(
             variant=self.variant,
             metrics=metrics,
             train_runtime_s=runtime,
-            train_sequences=sequences,
-            train_tokens=tokens,
-            computed_tokens=computed,
+            train_sequences=totals["sequences"],
+            train_tokens=totals["tokens"],
+            computed_tokens=totals["computed"],
             optimizer_steps=steps,
-            sequences_per_step=sequences / steps if steps else 0.0,
+            sequences_per_step=totals["sequences"] / steps if steps else 0.0,
             log_history=list(self.trainer.state.log_history),
             model=self.trainer.model,
+            warmup_s=warmup["seconds"],
+            warmup_sequences=warmup["sequences"],
+            warmup_tokens=warmup["tokens"],
         )
 
 
