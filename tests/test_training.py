@@ -295,3 +295,22 @@ def test_speeds_leave_out_the_first_optimizer_step():
         warmup_tokens=3,
     )
     assert result.sequences_per_s == pytest.approx(6 / 6.0) and result.tokens_per_s == pytest.approx(9 / 6.0)
+
+
+def test_grouped_batches_are_grouped_as_on_a_large_corpus_even_for_a_small_set():
+    """The Trainer shrinks its length-sorted mega-batches on a small set (here to one batch, which groups
+    nothing); the grouped variant sorts mega-batches of 50 batches, as the Trainer does on a large corpus."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    lengths = np.random.default_rng(0).integers(5, 500, size=200).tolist()
+
+    def padded_tokens(sampler) -> int:
+        order = list(iter(sampler))
+        assert sorted(order) == list(range(len(lengths)))  # every row once
+        batches = [order[i : i + 32] for i in range(0, len(order), 32)]
+        return sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+    generator = torch.Generator().manual_seed(0)
+    trainer_default = LengthGroupedSampler(32, lengths=lengths, generator=generator)
+    grouped = runner._LengthGroupedSampler(32, lengths=lengths, generator=torch.Generator().manual_seed(0))
+    assert padded_tokens(grouped) < 0.75 * padded_tokens(trainer_default)

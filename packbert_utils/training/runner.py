@@ -20,6 +20,7 @@ import datasets
 import numpy as np
 import torch
 from transformers import AutoConfig, PreTrainedModel, PrinterCallback, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
 from ..models.families import family_of
 from .config import TrainingConfig
@@ -181,12 +182,41 @@ class ThroughputCounter(TrainerCallback):
         return {name: int(value) for name, value in zip(names, values, strict=True)}
 
 
+GROUPED_MEGA_BATCHES = 50
+"""Batches per length-sorted mega-batch of the `grouped` variant: what the Trainer's sampler uses for a
+corpus of at least 200 batches. On fewer it shrinks the mega-batch (4 mega-batches at least, down to
+one batch), so a small benchmark set would barely group at all and flatter packing."""
+
+
+class _LengthGroupedSampler(LengthGroupedSampler):
+    """The Trainer's length-grouped sampler with mega-batches of `GROUPED_MEGA_BATCHES` batches whatever the
+    data size (the size of a large corpus): a small set is then sorted by length nearly as a whole."""
+
+    def __iter__(self):
+        return iter(
+            get_length_grouped_indices(
+                self.lengths, self.batch_size, mega_batch_mult=GROUPED_MEGA_BATCHES, generator=self.generator
+            )
+        )
+
+
 class CountingTrainer(StepMeanTrainer):
-    """Each optimizer step follows the mean loss over its real items (`step_loss`); counts throughput."""
+    """Each optimizer step follows the mean loss over its real items (`step_loss`); counts throughput.
+
+    The `grouped` variant's sampler groups as on a large corpus (`GROUPED_MEGA_BATCHES`)."""
 
     def __init__(self, *args: Any, counter: ThroughputCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._counter = counter
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            grouped = _LengthGroupedSampler(
+                sampler.batch_size, lengths=sampler.lengths, generator=sampler.generator
+            )
+            return grouped
+        return sampler
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._counter.add(inputs)
