@@ -87,9 +87,9 @@ def sequence_length_histogram(lengths: Any, max_seq_length: int) -> np.ndarray:
 
 
 def theoretical_speedup(histogram: Any) -> float:
-    """The speed-up limit of packing: padded token slots over real tokens, for a length histogram.
+    """The speed-up limit of packing: padded tokens over real tokens, for a length histogram.
 
-    Padding every sequence to `max_seq_length` (the histogram's length) computes that many slots per
+    Padding every sequence to `max_seq_length` (the histogram's length) computes that many tokens per
     sequence; perfectly full packs compute only the real tokens. No packing plan can beat this ratio.
 
     >>> theoretical_speedup(sequence_length_histogram([2, 2, 4], max_seq_length=8))
@@ -201,7 +201,7 @@ class PackingPlan:
 
     @property
     def efficiency(self) -> float:
-        """Share of the packs' token slots that hold real tokens (0..1)."""
+        """Share of the packs' tokens that are real, not padding (0..1)."""
         return self.num_tokens / (self.num_packs * self.max_seq_length) if self.num_packs else 0.0
 
     @property

@@ -157,7 +157,7 @@ def plot_packing_plan(
     highlight_length: int | None = None,
     max_bars: int = 30,
 ) -> Figure:
-    """Draw a plan's packs as bars of `max_seq_length` slots, one segment per sequence.
+    """Draw a plan's packs as bars of `max_seq_length` tokens, one segment per sequence.
 
     Segments are coloured by sequence length, so that the same length looks the same in every plan;
     `highlight_length` outlines the segments of one length (the one just placed, in a step-by-step).
@@ -199,7 +199,7 @@ def plot_packing_plan(
     ax.set_yticklabels([f"pack {i + 1}" if expand else f"kind {i + 1}" for i in range(len(bars))])
     ax.invert_yaxis()
     ax.set_xlim(0, plan.max_seq_length * (1.0 if expand else 1.12))
-    ax.set_xlabel("token slots")
+    ax.set_xlabel("tokens of the row")
     ax.set_title(
         title
         or f"{plan.algorithm}: {plan.num_packs:,} packs (lower bound {plan.lower_bound:,}), "
@@ -237,7 +237,7 @@ def plot_packing_steps(
     for ax in axes.flat[len(present) :]:
         ax.set_visible(False)
     fig.suptitle(
-        f"{algorithm}, packs of {max_seq_length} slots, at most {max_seq_per_pack} sequences per pack", y=1.0
+        f"{algorithm}, packs of {max_seq_length} tokens, at most {max_seq_per_pack} sequences per pack", y=1.0
     )
     fig.tight_layout()
     return fig
@@ -258,7 +258,7 @@ def plot_packing_report(report: pd.DataFrame) -> Figure:
     bars = left.bar(positions, 100 * report["efficiency"], color="#4c72b0")
     left.bar_label(bars, fmt="%.1f%%")
     left.set_ylim(0, 110)
-    left.set_ylabel("token efficiency (% of slots holding real tokens)")
+    left.set_ylabel("token efficiency (% of the packs' tokens that are real)")
     left.set_xticks(positions, labels)
     width = 0.38
     packs = right.bar(positions - width / 2, report["num_packs"], width, label="packs", color="#dd8452")
