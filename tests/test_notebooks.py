@@ -47,6 +47,7 @@ ALLOWED_CELL_METADATA = {"tags", "jupyter"}  # "jupyter": {"source_hidden": true
 MAX_OUTPUT_LINES = 40  # one output longer than this is a wall of text (a raw tensor, a log), not a summary
 MIN_EXERCISES = 2
 EXERCISE_HEADING = re.compile(r"^#{2,4} Exercise (\d+): \S", re.MULTILINE)
+CODING_HEADING = re.compile(r"^#{2,4} Coding exercise( [A-Z])?: \S", re.MULTILINE)
 SOLUTION_SUMMARY = "<details><summary>Solution</summary>"
 # What a noisy notebook shows: a progress bar (widget, or tqdm text), terminal colours, a model load report.
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -271,7 +272,9 @@ def _exercises(notebook: nbformat.NotebookNode) -> list[tuple[str, list[nbformat
     """Each exercise heading with the cells up to the next heading (or the end)."""
     exercises: list[tuple[str, list[nbformat.NotebookNode]]] = []
     for cell in notebook.cells:
-        heading = EXERCISE_HEADING.search(cell.source) if cell.cell_type == "markdown" else None
+        heading = None
+        if cell.cell_type == "markdown":
+            heading = EXERCISE_HEADING.search(cell.source) or CODING_HEADING.search(cell.source)
         if heading:
             exercises.append((heading.group(0).strip("# "), [cell]))
         elif exercises and not (cell.cell_type == "markdown" and cell.source.lstrip().startswith("#")):
@@ -300,16 +303,18 @@ def _is_coding_exercise(cells: list[nbformat.NotebookNode]) -> bool:
 
 @by_name
 def test_exercises_with_folded_solutions(notebook: Path) -> None:
-    """At least two "Exercise N: ..." sections, each with its solution folded, and at least one where the
-    learner writes code: a visible cell with their function and `check_exercise`, then folded solution
-    code run when `run_solutions` is True (CI and make run), which checks itself strictly. Other
-    exercises fold their answer in a <details> block, or in hidden solution code."""
+    """At least two exercise sections ("Exercise N: ..." numbered 1.., or "Coding exercise [A]: ..."),
+    each with its solution folded, and at least one where the learner writes code: a visible cell with
+    their function and `check_exercise`, then folded solution code run when `run_solutions` is True (CI
+    and make run), which checks itself strictly. Other exercises fold their answer in a <details> block,
+    or in hidden solution code."""
     content = nbformat.read(notebook, as_version=4)
     exercises = _exercises(content)
     assert len(exercises) >= MIN_EXERCISES, (
         f"{notebook.name} has {len(exercises)} 'Exercise N: ...' headings; it needs at least {MIN_EXERCISES}"
     )
-    numbers = [int(EXERCISE_HEADING.search(cells[0].source).group(1)) for _, cells in exercises]
+    numbered = [EXERCISE_HEADING.search(cells[0].source) for _, cells in exercises]
+    numbers = [int(match.group(1)) for match in numbered if match]
     assert numbers == list(range(1, len(numbers) + 1)), f"exercises are numbered {numbers}"
     assert "run_solutions" in _parameter_names(content), f"{notebook.name}: no run_solutions parameter"
     coding = [title for title, cells in exercises if _is_coding_exercise(cells)]
