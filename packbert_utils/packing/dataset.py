@@ -24,16 +24,7 @@ from ..checks import (
     check_positive_int,
     check_seed,
 )
-from .columns import (
-    as_dataset,
-    carried_columns,
-    check_lengths,
-    check_unpadded,
-    is_per_token,
-    read_labels,
-    token_column,
-    token_types,
-)
+from .columns import Source, as_dataset, read_source
 from .plan import PackingPlan, pack_histogram, sequence_length_histogram
 from .unpacking import unpack, unpack_tokens
 
@@ -168,51 +159,6 @@ def pack_arrow_table(
         _check_plan_fits(plan, histogram, cls_layout)
     slots = plan_slots(plan, source.placed_lengths, seed)
     return build_packed_table(source, slots, max_seq_length, max_seq_per_pack, example_ids), plan
-
-
-class Source(NamedTuple):
-    """The checked columns of a table of tokenized rows, flat, as `build_packed_table` reads them."""
-
-    input_ids: np.ndarray  # all rows' ids one after the other
-    lengths: np.ndarray  # tokens per row
-    token_type_ids: np.ndarray | None  # None when all are 0 (single-segment text): nothing to move
-    labels: np.ndarray | None
-    per_token_labels: bool
-    carried: dict[str, tuple[np.ndarray, int, bool]]
-    tail: bool  # cls_layout == "tail": the [CLS] tokens go to the end of the row
-    placed_lengths: np.ndarray  # what the plan places: the whole row, or (tail) the row after its [CLS]
-    capacity: int  # the tokens of a row the plan fills: max_seq_length, less the tail's positions
-
-
-def read_source(
-    table: pa.Table,
-    max_seq_length: int,
-    max_seq_per_pack: int,
-    cls_layout: str,
-    label_column: str | None,
-    carry: Mapping[str, int] | None,
-) -> Source:
-    """Read and check the columns to pack (see `pack_dataset` for what each may hold)."""
-    input_ids, lengths = token_column(table, "input_ids")
-    token_type_ids = token_types(table, lengths, input_ids)
-    check_unpadded(table, lengths)
-    labels = read_labels(table, label_column, lengths)
-    check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
-    carried = carried_columns(table, carry, lengths, label_column)
-    tail = cls_layout == "tail"
-    # In the tail layout only the body (everything after [CLS]) is placed by the plan; the
-    # [CLS] tokens go to the reserved tail, so the body capacity is max_seq_length - max_seq_per_pack.
-    return Source(
-        input_ids=input_ids,
-        lengths=lengths,
-        token_type_ids=token_type_ids if token_type_ids.any() else None,
-        labels=labels,
-        per_token_labels=labels is not None and is_per_token(table, label_column),
-        carried=carried,
-        tail=tail,
-        placed_lengths=lengths - 1 if tail else lengths,
-        capacity=max_seq_length - max_seq_per_pack if tail else max_seq_length,
-    )
 
 
 class Slots(NamedTuple):
@@ -377,8 +323,7 @@ def _token_runs(
     """Each pack is its slots' bodies, then padding; the tail layout adds the [CLS] tokens, then padding."""
     num_packs, num_slots = slots.num_packs, len(slots.row)
     per_pack = np.bincount(slots.pack, minlength=num_packs)
-    fill = np.zeros(num_packs, dtype=np.int64)
-    np.add.at(fill, slots.pack, slots.length)
+    fill = np.bincount(slots.pack, weights=slots.length, minlength=num_packs).astype(np.int64)  # exact
     first_slot = np.cumsum(per_pack) - per_pack
     size = num_slots + num_packs if not tail else 2 * (num_slots + num_packs)
     length = np.zeros(size, dtype=np.int64)

@@ -175,10 +175,12 @@ class PackingPlan:
         object.__setattr__(self, "_size_of", sizes)
         object.__setattr__(self, "_fill_of", fills)
 
-    def _sizes(self) -> np.ndarray:
+    def sequences_per_pack(self) -> np.ndarray:
+        """How many sequences each strategy's packs hold (read-only, one per strategy)."""
         return self._size_of
 
-    def _fills(self) -> np.ndarray:
+    def tokens_per_pack(self) -> np.ndarray:
+        """How many real tokens each strategy's packs hold (read-only, one per strategy)."""
         return self._fill_of
 
     def flat_lengths(self) -> tuple[np.ndarray, np.ndarray]:
@@ -196,12 +198,12 @@ class PackingPlan:
 
     @property
     def num_sequences(self) -> int:
-        return int(self._sizes() @ self.counts)
+        return int(self.sequences_per_pack() @ self.counts)
 
     @property
     def num_tokens(self) -> int:
         """Real (non-padding) tokens."""
-        return int(self._fills() @ self.counts)
+        return int(self.tokens_per_pack() @ self.counts)
 
     @property
     def efficiency(self) -> float:
@@ -269,7 +271,7 @@ class PackingPlan:
             import pandas as pd
         except ImportError as error:  # pragma: no cover - pandas is in requirements.txt
             raise ImportError("PackingPlan.to_frame needs pandas: pip install pandas") from error
-        sizes, fills = self._sizes(), self._fills()
+        sizes, fills = self.sequences_per_pack().copy(), self.tokens_per_pack().copy()
         return pd.DataFrame(
             {
                 "lengths": list(self.strategies),
