@@ -362,7 +362,7 @@ def _token_runs(
     return _Runs(start, length, source, position, sequence, _consecutive(start[padding], length[padding]))
 
 
-_BLOCK_CELLS = 1 << 18  # the gather index of a block of cells stays in the cache while every column reads it
+_BLOCK_CELLS = 1 << 17  # the gather index of a block of cells stays in the cache while every column reads it
 
 
 def _fill_cells(
