@@ -330,7 +330,9 @@ def read_source(
 ) -> Source:
     """Read and check the columns to pack (see `pack_dataset` for what each may hold)."""
     input_ids, lengths = token_column(table, "input_ids")
-    token_type_ids = token_types(table, lengths, input_ids)
+    token_type_ids = None  # none means all 0, as single-segment text has them: nothing to move
+    if "token_type_ids" in table.column_names:
+        token_type_ids = token_types(table, lengths, input_ids)
     check_unpadded(table, lengths)
     labels = read_labels(table, label_column, lengths)
     check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
@@ -341,7 +343,7 @@ def read_source(
     return Source(
         input_ids=input_ids,
         lengths=lengths,
-        token_type_ids=token_type_ids if token_type_ids.any() else None,
+        token_type_ids=token_type_ids if token_type_ids is not None and token_type_ids.any() else None,
         labels=labels,
         per_token_labels=labels is not None and is_per_token(table, label_column),
         carried=carried,
