@@ -65,9 +65,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--output", default=None, help="also write the Markdown table to this file")
+    parser.add_argument("--sizes", default=None, help="comma-separated row counts (default by --quick)")
+    parser.add_argument("--no-baseline", action="store_true", help="time pack_dataset alone")
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     baseline_sizes = {10_000, 30_000} if args.quick else {10_000, 30_000, 67_349}
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
+        baseline_sizes &= set(sizes)
+    if args.no_baseline:
+        baseline_sizes = set()
     repeats = 3
 
     lines = [

@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--sizes", default=None, help="comma-separated stream sizes (default by --quick)")
     parser.add_argument("--buffers", default=None, help="comma-separated buffer sizes (default by --quick)")
     parser.add_argument(
+        "--corpora", default="Wikipedia,SOTU", help="comma-separated: Wikipedia, SOTU (balance needs SOTU)"
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("HISTOGRAM", "SEQUENCES", "BUFFER"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -171,7 +174,14 @@ def main() -> None:
         sizes = [int(size) for size in args.sizes.split(",")]
     if args.buffers:
         buffers = [int(buffer) for buffer in args.buffers.split(",")]
-    corpora = {"Wikipedia": wikipedia_length_histogram(), "SOTU paragraphs": sotu_histogram()}
+    chosen = set(args.corpora.split(","))
+    if not chosen <= {"Wikipedia", "SOTU"}:
+        raise SystemExit(f"--corpora takes Wikipedia and/or SOTU, got {args.corpora!r}.")
+    corpora = {}
+    if "Wikipedia" in chosen:
+        corpora["Wikipedia"] = wikipedia_length_histogram()
+    if "SOTU" in chosen:
+        corpora["SOTU paragraphs"] = sotu_histogram()
     lines = [
         f"Streaming packing at max_seq_length={MAX_SEQ_LENGTH}, max_seq_per_pack={MAX_SEQ_PER_PACK} (lpfhp, "
         "carry below 90% fill, at most a tenth of the buffer); efficiency against planning the whole corpus.",
@@ -199,6 +209,9 @@ def main() -> None:
                         f"{result['peak_mib']:,.0f} |"
                     )
                     print(lines[-1], flush=True)
+    if "SOTU paragraphs" not in corpora:
+        publish("\n".join(lines), args.output, lambda png: chart(measured, png))
+        return
     balance = rank_balance(
         corpora["SOTU paragraphs"], 200_000 if max(sizes) >= 1_000_000 else 20_000, [2, 4, 8]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -341,3 +342,139 @@ def test_padded_or_out_of_range_tokens_are_refused(column, values, message):
     rows = {"input_ids": [[101, 5, 102], [101, 6, 102]], column: values}
     with pytest.raises((ValueError, TypeError), match=message):
         pack_dataset(rows, 16, 2, label_column=None)
+
+
+def _reference_rows(rows: dict, plan, max_seq_length: int, max_seq_per_pack: int, layout: str, carry: dict):
+    """The packed rows written out one slot at a time, from the documented rules alone.
+
+    Slots are filled strategy by strategy in the plan's order, slot by slot within a strategy, pack by
+    pack within a slot: the k-th slot of a length takes the k-th source row of that length (seed=None).
+    """
+    tail = layout == "tail"
+    queues: dict[int, list[int]] = {}
+    for index, ids in enumerate(rows["input_ids"]):
+        queues.setdefault(len(ids) - tail, []).append(index)
+    packs = []
+    for strategy, count in zip(plan.strategies, plan.counts.tolist(), strict=True):
+        chosen = [[queues[length].pop(0) for _ in range(count)] for length in strategy]
+        packs += [[chosen[slot][pack] for slot in range(len(strategy))] for pack in range(count)]
+    assert not any(queues.values())
+    labels = rows.get("label")
+    per_token = labels is not None and isinstance(labels[0], list) and isinstance(labels[0][0], int)
+    expected = []
+    for sources in packs:
+        row = {
+            "input_ids": [0] * max_seq_length,
+            "attention_mask": [0] * max_seq_length,
+            "token_type_ids": [0] * max_seq_length,
+            "position_ids": [0] * max_seq_length,
+            "cls_positions": [0] * max_seq_per_pack,
+        }
+        token_values = {name: [fill] * max_seq_length for name, fill in carry.items() if name != "answer"}
+        if per_token:
+            token_values["labels"] = [IGNORE_INDEX] * max_seq_length
+        slot_labels = [None] * max_seq_per_pack
+        answers = [carry.get("answer")] * max_seq_per_pack
+        offset = 0
+        for slot, source in enumerate(sources):
+            length = len(rows["input_ids"][source])
+            cells = [max_seq_length - max_seq_per_pack + slot] if tail else []
+            cells += list(range(offset, offset + length - tail))
+            offset += length - tail
+            row["cls_positions"][slot] = cells[0]
+            for position, cell in enumerate(cells):
+                row["input_ids"][cell] = rows["input_ids"][source][position]
+                row["token_type_ids"][cell] = rows["token_type_ids"][source][position]
+                row["attention_mask"][cell] = slot + 1
+                row["position_ids"][cell] = position
+                for name, values in token_values.items():
+                    values[cell] = (rows["label"] if name == "labels" else rows[name])[source][position]
+            if labels is not None and not per_token:
+                slot_labels[slot] = labels[source]
+            answers[slot] = rows["answer"][source] if "answer" in carry else None
+        if labels is not None:
+            if per_token:
+                row["labels"] = token_values.pop("labels")
+            elif isinstance(labels[0], list):
+                width = len(labels[0])
+                row["labels"] = [[float("nan")] * width if value is None else value for value in slot_labels]
+            else:
+                empty = float("nan") if isinstance(labels[0], float) else IGNORE_INDEX
+                row["labels"] = [empty if value is None else value for value in slot_labels]
+        row["example_ids"] = sources + [-1] * (max_seq_per_pack - len(sources))
+        row.update(token_values)
+        if "answer" in carry:
+            row["answer"] = [carry["answer"] if value is None else value for value in answers]
+        expected.append(row)
+    return expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 40),
+    max_len=st.integers(2, 20),
+    extra=st.integers(0, 12),
+    max_seq_per_pack=st.integers(1, 6),
+    layout=st.sampled_from(["inplace", "tail"]),
+    labels=st.sampled_from(["class", "regression", "multi_label", "per_token", "none"]),
+    carried=st.booleans(),
+    algorithm=st.sampled_from(["lpfhp", "spfhp"]),
+    data_seed=st.integers(0, 2**31),
+)
+def test_packed_columns_equal_a_slot_by_slot_reference(
+    n, max_len, extra, max_seq_per_pack, layout, labels, carried, algorithm, data_seed
+):
+    """Every column, padding included, and its Arrow type, against rows written out slot by slot."""
+    rng = np.random.default_rng(data_seed)
+    rows = _random_rows(rng, n, max_len, labels == "regression", min_len=1 if layout == "inplace" else 2)
+    rows["input_ids"] = [[int(i) for i in ids] for ids in rows["input_ids"]]
+    rows["token_type_ids"] = [[int(i) for i in ids] for ids in rows["token_type_ids"]]
+    if labels == "class":
+        rows["label"] = [int(label) for label in rows["label"]]
+    elif labels == "regression":
+        rows["label"] = [float(np.float32(label)) for label in rows["label"]]
+    elif labels == "multi_label":
+        rows["label"] = [rng.integers(0, 2, size=3).astype(float).tolist() for _ in range(n)]
+    elif labels == "per_token":
+        rows["label"] = [rng.integers(-1, 4, size=len(ids)).tolist() for ids in rows["input_ids"]]
+    else:
+        del rows["label"]
+    carry = {}
+    if carried:
+        rows["offsets"] = [rng.integers(0, 90, size=len(ids)).tolist() for ids in rows["input_ids"]]
+        rows["answer"] = rng.integers(0, 9, size=n).tolist()
+        carry = {"offsets": -1, "answer": -7}
+    max_seq_length = max_len + extra + (max_seq_per_pack - 1 if layout == "tail" else 0)
+    packed = pack_dataset(
+        rows,
+        max_seq_length,
+        max_seq_per_pack,
+        algorithm,
+        layout,
+        label_column=None if labels == "none" else "label",
+        carry=carry or None,
+    )
+    tail = max_seq_per_pack if layout == "tail" else 0
+    lengths = [len(ids) - (layout == "tail") for ids in rows["input_ids"]]
+    capacity = max_seq_length - tail
+    plan = pack_histogram(sequence_length_histogram(lengths, capacity), capacity, max_seq_per_pack, algorithm)
+    expected = _reference_rows(rows, plan, max_seq_length, max_seq_per_pack, layout, carry)
+    table = packed.with_format("arrow")[:]
+    types = {name: table.schema.field(name).type for name in table.column_names}
+    int32 = {"input_ids", "attention_mask", "token_type_ids", "position_ids", "cls_positions"}
+    for name, arrow_type in types.items():
+        value_type = arrow_type.value_type
+        if name == "labels" and labels == "multi_label":
+            assert arrow_type.list_size == max_seq_per_pack and value_type.list_size == 3
+            value_type = value_type.value_type
+        expected_type = pa.int32() if name in int32 else pa.int64()
+        if name == "labels" and labels in ("regression", "multi_label"):
+            expected_type = pa.float32()
+        assert value_type == expected_type, name
+    assert list(types) == list(expected[0])
+    got = table.to_pylist()
+    assert len(got) == len(expected) == plan.num_packs
+    for row, want in zip(got, expected, strict=True):
+        for name in want:
+            same = np.array_equal(np.asarray(row[name], float), np.asarray(want[name], float), equal_nan=True)
+            assert same, name

@@ -1,13 +1,14 @@
 """The columns `pack_dataset` reads, checked with clear errors: token ids, token types, the labels of each
 kind (one per row, a vector per row, one per token) and the extra columns carried with their rows.
 
-Everything here reads and checks; nothing places a token (that is `dataset.py`'s job).
+Everything here reads and checks; nothing places a token (that is `dataset.py`'s job). `read_source`
+gathers all of it, flat, for the builder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
@@ -49,6 +50,15 @@ def as_dataset(tokenized: datasets.Dataset | Mapping[str, Any]) -> datasets.Data
 _MAX_ID = np.iinfo(np.int32).max
 
 
+def one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (`combine_chunks` would copy even that one).
+
+    >>> one_array(pa.chunked_array([[1, 2], [3]])).to_pylist()
+    [1, 2, 3]
+    """
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def token_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     """All values of a list column as one flat int array, and the length of each row.
 
@@ -57,7 +67,7 @@ def token_column(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     column = table.column(name)
     if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
         raise TypeError(f"Column {name!r} must hold one list of integer ids per row, got {column.type}.")
-    array = column.combine_chunks()
+    array = one_array(column)
     if array.null_count:
         bad = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
         raise ValueError(f"Row {bad} of column {name!r} is missing (null).")
@@ -135,7 +145,7 @@ def carried_columns(
             raise ValueError(
                 f"carry names column {name!r}, which the data lacks (columns: {table.column_names})."
             )
-        column = table.column(name).combine_chunks()
+        column = one_array(table.column(name))
         if column.null_count:
             raise ValueError(f"Column {name!r} (carry) has {column.null_count} missing values.")
         value_type = list_value_type(column.type)
@@ -216,7 +226,7 @@ def read_labels(table: pa.Table, label_column: str | None, lengths: np.ndarray) 
 def _list_labels(
     table: pa.Table, label_column: str, value_type: pa.DataType, lengths: np.ndarray
 ) -> np.ndarray:
-    array = table.column(label_column).combine_chunks()
+    array = one_array(table.column(label_column))
     if isinstance(array, pa.FixedSizeListArray):
         array = array.cast(pa.list_(value_type))
     widths = pc.list_value_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -296,14 +306,64 @@ def check_lengths(lengths: np.ndarray, max_seq_length: int, max_seq_per_pack: in
             )
 
 
+class Source(NamedTuple):
+    """The checked columns of a table of tokenized rows, flat, as `build_packed_table` reads them."""
+
+    input_ids: np.ndarray  # all rows' ids one after the other
+    lengths: np.ndarray  # tokens per row
+    token_type_ids: np.ndarray | None  # None when all are 0 (single-segment text): nothing to move
+    labels: np.ndarray | None
+    per_token_labels: bool
+    carried: dict[str, tuple[np.ndarray, int, bool]]
+    tail: bool  # cls_layout == "tail": the [CLS] tokens go to the end of the row
+    placed_lengths: np.ndarray  # what the plan places: the whole row, or (tail) the row after its [CLS]
+    capacity: int  # the tokens of a row the plan fills: max_seq_length, less the tail's positions
+
+
+def read_source(
+    table: pa.Table,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    cls_layout: str,
+    label_column: str | None,
+    carry: Mapping[str, int] | None,
+) -> Source:
+    """Read and check the columns to pack (see `pack_dataset` for what each may hold)."""
+    input_ids, lengths = token_column(table, "input_ids")
+    token_type_ids = None  # none means all 0, as single-segment text has them: nothing to move
+    if "token_type_ids" in table.column_names:
+        token_type_ids = token_types(table, lengths, input_ids)
+    check_unpadded(table, lengths)
+    labels = read_labels(table, label_column, lengths)
+    check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
+    carried = carried_columns(table, carry, lengths, label_column)
+    tail = cls_layout == "tail"
+    # In the tail layout only the body (everything after [CLS]) is placed by the plan; the
+    # [CLS] tokens go to the reserved tail, so the body capacity is max_seq_length - max_seq_per_pack.
+    return Source(
+        input_ids=input_ids,
+        lengths=lengths,
+        token_type_ids=token_type_ids if token_type_ids is not None and token_type_ids.any() else None,
+        labels=labels,
+        per_token_labels=labels is not None and is_per_token(table, label_column),
+        carried=carried,
+        tail=tail,
+        placed_lengths=lengths - 1 if tail else lengths,
+        capacity=max_seq_length - max_seq_per_pack if tail else max_seq_length,
+    )
+
+
 __all__ = [
+    "Source",
     "as_dataset",
     "carried_columns",
     "check_lengths",
     "check_unpadded",
     "is_per_token",
     "list_value_type",
+    "one_array",
     "read_labels",
+    "read_source",
     "token_column",
     "token_types",
 ]

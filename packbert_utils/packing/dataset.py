@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
@@ -24,16 +24,7 @@ from ..checks import (
     check_positive_int,
     check_seed,
 )
-from .columns import (
-    as_dataset,
-    carried_columns,
-    check_lengths,
-    check_unpadded,
-    is_per_token,
-    read_labels,
-    token_column,
-    token_types,
-)
+from .columns import Source, as_dataset, read_source
 from .plan import PackingPlan, pack_histogram, sequence_length_histogram
 from .unpacking import unpack, unpack_tokens
 
@@ -160,104 +151,280 @@ def pack_arrow_table(
     >>> packed.column("example_ids").to_pylist(), plan.num_packs
     ([[40, 41]], 1)
     """
-    input_ids, lengths = token_column(table, "input_ids")
-    token_type_ids = token_types(table, lengths, input_ids)
-    check_unpadded(table, lengths)
-    labels = read_labels(table, label_column, lengths)
-    check_lengths(lengths, max_seq_length, max_seq_per_pack, cls_layout)
-    carried = carried_columns(table, carry, lengths, label_column)
-
-    # In the tail layout only the body (everything after [CLS]) is placed by the plan; the
-    # [CLS] tokens go to the reserved tail, so the body capacity is max_seq_length - max_seq_per_pack.
-    placed_lengths = lengths - 1 if cls_layout == "tail" else lengths
-    capacity = max_seq_length - max_seq_per_pack if cls_layout == "tail" else max_seq_length
-    histogram = sequence_length_histogram(placed_lengths, capacity)
+    source = read_source(table, max_seq_length, max_seq_per_pack, cls_layout, label_column, carry)
+    histogram = sequence_length_histogram(source.placed_lengths, source.capacity)
     if plan is None:
-        plan = pack_histogram(histogram, capacity, max_seq_per_pack, algorithm)
+        plan = pack_histogram(histogram, source.capacity, max_seq_per_pack, algorithm)
     else:
         _check_plan_fits(plan, histogram, cls_layout)
-    slot_pack, slot_index, slot_offset, slot_length = _expand_plan(plan.strategies, plan.counts)
-    row_of_slot = _assign_rows(placed_lengths, slot_length, seed)
+    slots = plan_slots(plan, source.placed_lengths, seed)
+    return build_packed_table(source, slots, max_seq_length, max_seq_per_pack, example_ids), plan
 
-    num_packs = plan.num_packs
-    # Work in packed order (slots sorted by pack, then slot index). The slots of a pack are contiguous
-    # from its start, so the bodies (the sequences, without [CLS] in the tail layout) of all slots in
-    # packed order fill exactly the real positions of the packed rows in row-major order: each token
-    # column is one gather (by one index shared by all columns) and one masked copy, both moving forward
-    # through memory, with no scatter to scattered places.
-    in_order = _slots_in_packed_order(slot_pack, slot_index, max_seq_per_pack)
-    row_of_slot = row_of_slot[in_order]
-    row_pack = slot_pack[in_order]
-    row_slot_index = slot_index[in_order]
-    row_offset = slot_offset[in_order]
-    tail = cls_layout == "tail"
-    tail_start = max_seq_length - max_seq_per_pack
-    pack_fill = np.bincount(row_pack, weights=placed_lengths[row_of_slot], minlength=num_packs)
-    real = np.arange(max_seq_length) < pack_fill.astype(np.int64)[:, None]  # [packs, max_seq_length]
-    padding = ~real
-    body_start = row_pack * max_seq_length + row_offset
-    tail_cells = (row_pack, tail_start + row_slot_index)  # where the [CLS] tokens go in the tail layout
-    row_start = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=row_start[1:])
-    cls_of_row = row_start[row_of_slot]  # the flat index of each sequence's [CLS]
-    source = _body_tokens_in_packed_order(cls_of_row + tail, placed_lengths[row_of_slot])
 
-    def per_token(flat: np.ndarray, fill: int, dtype: Any) -> pa.FixedSizeListArray:
-        out = np.zeros(real.shape, dtype=dtype) if fill == 0 else np.full(real.shape, fill, dtype=dtype)
-        out[real] = flat[source]
-        if tail:
-            out[tail_cells] = flat[cls_of_row]
-        return _fixed_size(out.reshape(-1), max_seq_length)
+class Slots(NamedTuple):
+    """The filled slots of the packs in packed order (by pack, then slot index), one entry per sequence."""
 
-    def running_per_slot(jump_at_start: np.ndarray) -> np.ndarray:
-        """[packs, max_seq_length]: a per-slot value spread over its body, by a cumulative sum per row."""
-        out = np.zeros(real.shape, dtype=np.int32)
-        out.reshape(-1)[body_start] = jump_at_start
-        np.cumsum(out, axis=1, out=out)
-        return out
+    row: np.ndarray  # the source row in the slot
+    pack: np.ndarray  # its pack (row of the packed table)
+    index: np.ndarray  # its slot index in the pack
+    offset: np.ndarray  # the position of its body's first token in the pack
+    length: np.ndarray  # its body's length (the row's placed length)
+    num_packs: int
+
+
+def plan_slots(plan: PackingPlan, placed_lengths: np.ndarray, seed: int | None) -> Slots:
+    """Put a source row of the right length in every slot of the plan, each row in one slot.
+
+    The plan reproduces the length histogram exactly, so the k-th slot of a length (slots counted
+    strategy by strategy, slot by slot, and pack by pack within those) takes the k-th row of that length
+    (rows in source order, or shuffled by `seed`). Everything is computed on arrays, in packed order.
+
+    >>> plan = pack_histogram([1, 1, 1, 1], 4, 2)  # packs (4,), (3, 1) and (2,)
+    >>> slots = plan_slots(plan, np.array([2, 4, 1, 3]), seed=None)
+    >>> slots.row.tolist(), slots.pack.tolist(), slots.offset.tolist(), slots.num_packs
+    ([1, 3, 2, 0], [0, 1, 1, 2], [0, 0, 3, 0], 3)
+    """
+    lengths, sizes = plan.flat_lengths()  # one entry per slot of each strategy
+    counts = plan.counts
+    entry_strategy = np.repeat(np.arange(len(sizes)), sizes)
+    first_entry = np.cumsum(sizes) - sizes
+    entry_end = np.cumsum(lengths)
+    entry_offset = entry_end - lengths - (entry_end - lengths)[first_entry][entry_strategy]
+    entry_count = counts[entry_strategy]
+    # Where the slots of each entry start among all slots sorted by length (stable, entry by entry):
+    # the row at that place among the rows sorted by length is the one for its first pack.
+    by_length = np.argsort(_radix_key(lengths), kind="stable")
+    sorted_before = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(entry_count[by_length][:-1], out=sorted_before[1:])
+    before = np.empty_like(sorted_before)
+    before[by_length] = sorted_before
+    if seed is None:
+        rows_by_length = np.argsort(_radix_key(placed_lengths), kind="stable")
+    else:
+        shuffled = np.random.default_rng(seed).permutation(len(placed_lengths))
+        rows_by_length = shuffled[np.argsort(_radix_key(placed_lengths[shuffled]), kind="stable")]
+
+    num_packs = int(counts.sum())
+    pack_strategy = np.repeat(np.arange(len(sizes)), counts)
+    pack_size = sizes[pack_strategy]
+    pack_first_slot = np.cumsum(pack_size) - pack_size
+    pack_of_strategy = np.arange(num_packs) - (np.cumsum(counts) - counts)[pack_strategy]
+    slot_pack = np.repeat(np.arange(num_packs), pack_size)
+    slot_index = np.arange(len(slot_pack)) - pack_first_slot[slot_pack]
+    slot_entry = first_entry[pack_strategy][slot_pack] + slot_index
+    slot_row = rows_by_length[before[slot_entry] + pack_of_strategy[slot_pack]]
+    slot_length = lengths[slot_entry]
+    if len(slot_row) != len(placed_lengths) or not np.array_equal(placed_lengths[slot_row], slot_length):
+        raise RuntimeError("The packing plan does not reproduce the length histogram; this is a bug.")
+    return Slots(slot_row, slot_pack, slot_index, entry_offset[slot_entry], slot_length, num_packs)
+
+
+def select_packs(slots: Slots, keep: np.ndarray) -> Slots:
+    """Only the packs where `keep` (one bool per pack) is true, numbered 0, 1, ... in their order."""
+    new_pack = np.cumsum(keep) - 1
+    mine = keep[slots.pack]
+    return Slots(
+        slots.row[mine],
+        new_pack[slots.pack[mine]],
+        slots.index[mine],
+        slots.offset[mine],
+        slots.length[mine],
+        int(np.count_nonzero(keep)),
+    )
+
+
+def build_packed_table(
+    source: Source,
+    slots: Slots,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    example_ids: np.ndarray | None = None,
+) -> pa.Table:
+    """The packed rows: every token column is filled by one gather from the flat source, no Python loop.
+
+    >>> table = pa.table({"input_ids": [[101, 7, 102], [101, 102]]})
+    >>> source = read_source(table, 8, 2, "inplace", None, None)
+    >>> slots = plan_slots(pack_histogram([0, 1, 1, 0, 0, 0, 0, 0], 8, 2), source.placed_lengths, None)
+    >>> build_packed_table(source, slots, 8, 2).column("position_ids").to_pylist()
+    [[0, 1, 2, 0, 1, 0, 0, 0]]
+    """
+    num_packs, tail = slots.num_packs, source.tail
+    row_start = np.zeros(len(source.lengths), dtype=np.int64)
+    np.cumsum(source.lengths[:-1], out=row_start[1:])
+    runs = _token_runs(slots, row_start, max_seq_length, max_seq_per_pack, tail)
+    cells = num_packs * max_seq_length
+
+    gathered = {"input_ids": (source.input_ids, 0, np.int32)}
+    if source.token_type_ids is not None:
+        gathered["token_type_ids"] = (source.token_type_ids, 0, np.int32)
+    if source.labels is not None and source.per_token_labels:
+        gathered["labels"] = (source.labels, IGNORE_INDEX, np.int64)
+    for name, (values, fill, per_token_values) in source.carried.items():
+        if per_token_values:
+            gathered[name] = (values, fill, np.int64)
+    token_columns = {name: np.empty(cells, dtype=dtype) for name, (_, _, dtype) in gathered.items()}
+    position_ids = np.empty(cells, dtype=np.int32)
+    _fill_cells(runs, gathered, token_columns, position_ids, max_seq_length)
+    for name, (_, fill, _) in gathered.items():
+        token_columns[name][runs.padding] = fill
+    position_ids[runs.padding] = 0
+    attention_mask = np.repeat(runs.sequence, runs.length)  # 1-based slot index, 0 on padding
 
     def per_slot_values(values: np.ndarray, fill: Any, dtype: Any) -> pa.FixedSizeListArray:
         out = np.full((num_packs * max_seq_per_pack, *values.shape[1:]), fill, dtype=dtype)
-        out[row_pack * max_seq_per_pack + row_slot_index] = values
+        out[slots.pack * max_seq_per_pack + slots.index] = values
         if values.ndim == 2:  # one vector per slot: [packs, slots, width]
             return _fixed_size(_fixed_size(out.reshape(-1), values.shape[1]), max_seq_per_pack)
         return _fixed_size(out, max_seq_per_pack)
 
-    first_in_pack = row_slot_index == 0
-    attention_mask = running_per_slot(np.where(first_in_pack, row_slot_index + 1, 1))
-    slot_start = running_per_slot(np.where(first_in_pack, row_offset, np.diff(row_offset, prepend=0)))
-    position_ids = np.subtract(np.arange(tail, max_seq_length + tail, dtype=np.int32), slot_start)
-    for values in (attention_mask, position_ids):
-        values[padding] = 0
-    if tail:
-        attention_mask[tail_cells] = row_slot_index + 1  # the [CLS] tokens' positions stay 0
-    cls_positions_of_row = tail_start + row_slot_index if tail else row_offset
-    if token_type_ids.any():  # single-segment text has only zeros: no need to move them
-        packed_types = per_token(token_type_ids, 0, np.int32)
-    else:
-        packed_types = _fixed_size(np.zeros(real.size, dtype=np.int32), max_seq_length)
+    if source.token_type_ids is None:  # single-segment text has only zeros: no need to move them
+        token_columns["token_type_ids"] = np.zeros(cells, dtype=np.int32)
+    cls_positions = max_seq_length - max_seq_per_pack + slots.index if tail else slots.offset
     columns = {
-        "input_ids": per_token(input_ids, 0, np.int32),
-        "attention_mask": _fixed_size(attention_mask.reshape(-1), max_seq_length),
-        "token_type_ids": packed_types,
-        "position_ids": _fixed_size(position_ids.reshape(-1), max_seq_length),
-        "cls_positions": per_slot_values(cls_positions_of_row, 0, np.int32),
+        "input_ids": _fixed_size(token_columns["input_ids"], max_seq_length),
+        "attention_mask": _fixed_size(attention_mask, max_seq_length),
+        "token_type_ids": _fixed_size(token_columns["token_type_ids"], max_seq_length),
+        "position_ids": _fixed_size(position_ids, max_seq_length),
+        "cls_positions": per_slot_values(cls_positions, 0, np.int32),
     }
+    labels = source.labels
     if labels is not None:
-        if is_per_token(table, label_column):
-            columns["labels"] = per_token(labels, IGNORE_INDEX, np.int64)
+        if source.per_token_labels:
+            columns["labels"] = _fixed_size(token_columns["labels"], max_seq_length)
         elif np.issubdtype(labels.dtype, np.floating):
-            columns["labels"] = per_slot_values(labels[row_of_slot], np.nan, np.float32)
+            columns["labels"] = per_slot_values(labels[slots.row], np.nan, np.float32)
         else:
-            columns["labels"] = per_slot_values(labels[row_of_slot], IGNORE_INDEX, np.int64)
-    ids = row_of_slot if example_ids is None else np.asarray(example_ids, dtype=np.int64)[row_of_slot]
+            columns["labels"] = per_slot_values(labels[slots.row], IGNORE_INDEX, np.int64)
+    ids = slots.row if example_ids is None else np.asarray(example_ids, dtype=np.int64)[slots.row]
     columns["example_ids"] = per_slot_values(ids, -1, np.int64)
-    for name, (values, fill, per_token_values) in carried.items():
+    for name, (values, fill, per_token_values) in source.carried.items():
         if per_token_values:
-            columns[name] = per_token(values, fill, np.int64)
+            columns[name] = _fixed_size(token_columns[name], max_seq_length)
         else:
-            columns[name] = per_slot_values(values[row_of_slot], fill, np.int64)
-    return pa.table(columns), plan
+            columns[name] = per_slot_values(values[slots.row], fill, np.int64)
+    return pa.table(columns)
+
+
+class _Runs(NamedTuple):
+    """The packed rows cut into runs of consecutive cells, row after row: a sequence's body, its [CLS]
+    in the tail, or padding. Within a run the source index and the position id rise by 1 a cell."""
+
+    start: np.ndarray  # first cell (flat, over all packs)
+    length: np.ndarray  # cells (> 0)
+    source: np.ndarray  # flat source index of the first cell's token (padding: 0)
+    position: np.ndarray  # position id of the first cell (padding: 0)
+    sequence: np.ndarray  # int32 attention-mask value: 1-based slot index, 0 for padding
+    padding: np.ndarray  # the flat cells that hold no token
+
+
+def _token_runs(
+    slots: Slots, row_start: np.ndarray, max_seq_length: int, max_seq_per_pack: int, tail: bool
+) -> _Runs:
+    """Each pack is its slots' bodies, then padding; the tail layout adds the [CLS] tokens, then padding."""
+    num_packs, num_slots = slots.num_packs, len(slots.row)
+    per_pack = np.bincount(slots.pack, minlength=num_packs)
+    fill = np.bincount(slots.pack, weights=slots.length, minlength=num_packs).astype(np.int64)  # exact
+    first_slot = np.cumsum(per_pack) - per_pack
+    size = num_slots + num_packs if not tail else 2 * (num_slots + num_packs)
+    length = np.zeros(size, dtype=np.int64)
+    source = np.zeros(size, dtype=np.int64)
+    position = np.zeros(size, dtype=np.int64)
+    sequence = np.zeros(size, dtype=np.int32)
+    padding = np.zeros(size, dtype=bool)
+    value = (slots.index + 1).astype(np.int32)
+    if tail:
+        base = 2 * (first_slot + np.arange(num_packs))  # each pack's first run
+        body = base[slots.pack] + slots.index
+        cls = base[slots.pack] + per_pack[slots.pack] + 1 + slots.index
+        middle, end = base + per_pack, base + 2 * per_pack + 1
+        length[middle] = max_seq_length - max_seq_per_pack - fill
+        length[cls] = 1
+        length[end] = max_seq_per_pack - per_pack
+        source[cls] = row_start[slots.row]
+        sequence[cls] = value
+        position[body] = 1
+        padding[middle] = padding[end] = True
+    else:
+        body = np.arange(num_slots) + slots.pack
+        end = first_slot + per_pack + np.arange(num_packs)
+        length[end] = max_seq_length - fill
+        padding[end] = True
+    length[body] = slots.length
+    source[body] = row_start[slots.row] + tail
+    sequence[body] = value
+    used = length > 0
+    length, source, position, sequence, padding = (
+        array[used] for array in (length, source, position, sequence, padding)
+    )
+    start = np.cumsum(length) - length
+    if int(length.sum()) != num_packs * max_seq_length:
+        raise RuntimeError("The runs of the packed rows do not tile them; this is a bug.")
+    return _Runs(start, length, source, position, sequence, _consecutive(start[padding], length[padding]))
+
+
+_BLOCK_CELLS = 1 << 17  # the gather index of a block of cells stays in the cache while every column reads it
+
+
+def _fill_cells(
+    runs: _Runs,
+    gathered: dict[str, tuple[np.ndarray, int, Any]],
+    token_columns: dict[str, np.ndarray],
+    position_ids: np.ndarray,
+    max_seq_length: int,
+) -> None:
+    """Gather each token column into its packed cells, and count the position ids, block by block.
+
+    In every block the source index of each cell is a cumulative sum of steps: 1 inside a run, a jump at
+    a run's start. Padding cells read whatever (clipped) index they get; the caller overwrites them.
+    """
+    last = runs.length - 1
+    source_jump = runs.source.copy()
+    source_jump[1:] -= runs.source[:-1] + last[:-1]
+    position_jump = runs.position.copy()
+    position_jump[1:] -= runs.position[:-1] + last[:-1]
+    position_jump = position_jump.astype(np.int32)
+    cells = len(position_ids)
+    packs_per_block = max(1, _BLOCK_CELLS // max_seq_length)
+    bounds = np.arange(0, cells + packs_per_block * max_seq_length, packs_per_block * max_seq_length)
+    bounds[-1] = cells
+    run_bounds = np.searchsorted(runs.start, bounds)
+    index = np.empty(min(cells, packs_per_block * max_seq_length), dtype=np.int64)
+    scratch: dict[Any, np.ndarray] = {}
+    for c0, c1, r0, r1 in zip(bounds[:-1], bounds[1:], run_bounds[:-1], run_bounds[1:], strict=True):
+        if c1 <= c0:
+            continue
+        at = runs.start[r0:r1] - c0
+        steps = index[: c1 - c0]
+        steps.fill(1)
+        steps[at] = source_jump[r0:r1]
+        steps[0] = runs.source[r0]
+        np.cumsum(steps, out=steps)
+        for name, (values, _, dtype) in gathered.items():
+            out = token_columns[name][c0:c1]
+            if values.dtype == dtype:
+                np.take(values, steps, out=out, mode="clip")
+            else:
+                temp = scratch.setdefault(values.dtype, np.empty(len(index), dtype=values.dtype))[: c1 - c0]
+                np.take(values, steps, out=temp, mode="clip")
+                out[:] = temp
+        positions = position_ids[c0:c1]
+        positions.fill(1)
+        positions[at] = position_jump[r0:r1]
+        positions[0] = runs.position[r0]
+        np.cumsum(positions, out=positions)
+
+
+def _consecutive(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`first[k], first[k] + 1, ..., first[k] + counts[k] - 1` for every k in turn (counts > 0).
+
+    >>> _consecutive(np.array([10, 3]), np.array([2, 3])).tolist()
+    [10, 11, 3, 4, 5]
+    """
+    steps = np.ones(int(counts.sum()), dtype=np.int64)
+    if len(first):
+        steps[0] = first[0]
+        steps[np.cumsum(counts[:-1])] = first[1:] - (first[:-1] + counts[:-1] - 1)
+    return np.cumsum(steps, out=steps)
 
 
 def packed_plan(packed: datasets.Dataset) -> PackingPlan:
@@ -352,78 +519,6 @@ def _check_plan_fits(plan: PackingPlan, histogram: np.ndarray, cls_layout: str) 
         f"{int(planned[length - 1])}, data {int(histogram[length - 1])}). Make the plan from this data's "
         "histogram: pack_histogram(sequence_length_histogram(lengths, max_seq_length), ...)."
     )
-
-
-def _expand_plan(
-    strategies: tuple[tuple[int, ...], ...], counts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One entry per slot of every pack: its pack, slot index, start offset and length."""
-    entry_length, entry_index, entry_offset, entry_count, entry_first_pack = [], [], [], [], []
-    first_pack = 0
-    for strategy, count in zip(strategies, counts, strict=True):
-        offset = 0
-        for index, length in enumerate(strategy):
-            entry_length.append(length)
-            entry_index.append(index)
-            entry_offset.append(offset)
-            entry_count.append(count)
-            entry_first_pack.append(first_pack)
-            offset += length
-        first_pack += int(count)
-    entry_count = np.asarray(entry_count, dtype=np.int64)
-    entry_start = np.zeros(len(entry_count), dtype=np.int64)
-    np.cumsum(entry_count[:-1], out=entry_start[1:])
-    within = np.arange(int(entry_count.sum()), dtype=np.int64) - np.repeat(entry_start, entry_count)
-    slot_pack = np.repeat(np.asarray(entry_first_pack, dtype=np.int64), entry_count) + within
-    slot_index = np.repeat(np.asarray(entry_index, dtype=np.int64), entry_count)
-    slot_offset = np.repeat(np.asarray(entry_offset, dtype=np.int64), entry_count)
-    slot_length = np.repeat(np.asarray(entry_length, dtype=np.int64), entry_count)
-    return slot_pack, slot_index, slot_offset, slot_length
-
-
-def _body_tokens_in_packed_order(first: np.ndarray, body_lengths: np.ndarray) -> np.ndarray:
-    """The flat indices of the tokens `first[k]`, ..., `first[k] + body_lengths[k] - 1`, for every k in turn.
-
-    Built as a cumulative sum of steps (1 inside a body, a jump between bodies): one array of the size
-    of the result, not the several a repeat-and-add would allocate.
-    """
-    step = np.ones(int(body_lengths.sum()), dtype=np.int64)
-    if len(first):
-        body_at = np.cumsum(body_lengths[:-1])
-        step[0] = first[0]
-        step[body_at] = first[1:] - (first[:-1] + body_lengths[:-1] - 1)
-    return np.cumsum(step, out=step)
-
-
-def _slots_in_packed_order(
-    slot_pack: np.ndarray, slot_index: np.ndarray, max_seq_per_pack: int
-) -> np.ndarray:
-    """The slots sorted by pack, then slot index: a bucket placement, cheaper than a sort."""
-    key = slot_pack * max_seq_per_pack + slot_index  # unique per slot
-    bucket = np.full(int(key.max(initial=-1)) + 1, -1, dtype=np.int64)
-    bucket[key] = np.arange(len(key))
-    return bucket[bucket >= 0]
-
-
-def _assign_rows(lengths: np.ndarray, slot_length: np.ndarray, seed: int | None) -> np.ndarray:
-    """For every slot, a source row of the slot's length; each row used once.
-
-    The plan reproduces the length histogram exactly, so sorting rows and slots by length and
-    pairing them in that order fills every slot with a row of the right length.
-    """
-    if seed is None:
-        rows_by_length = np.argsort(_radix_key(lengths), kind="stable")
-    else:
-        shuffled = np.random.default_rng(seed).permutation(len(lengths))
-        rows_by_length = shuffled[np.argsort(_radix_key(lengths[shuffled]), kind="stable")]
-    slots_by_length = np.argsort(_radix_key(slot_length), kind="stable")
-    if len(slots_by_length) != len(rows_by_length) or not np.array_equal(
-        lengths[rows_by_length], slot_length[slots_by_length]
-    ):
-        raise RuntimeError("The packing plan does not reproduce the length histogram; this is a bug.")
-    row_of_slot = np.empty(len(slot_length), dtype=np.int64)
-    row_of_slot[slots_by_length] = rows_by_length
-    return row_of_slot
 
 
 def _radix_key(lengths: np.ndarray) -> np.ndarray:

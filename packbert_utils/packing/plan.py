@@ -38,6 +38,7 @@ groups of packs, not over sequences.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,12 +144,7 @@ class PackingPlan:
         max_seq_per_pack = check_positive_int(
             self.max_seq_per_pack, "max_seq_per_pack", MAX_SEQ_PER_PACK_LIMIT
         )
-        for strategy in self.strategies:
-            if any(
-                isinstance(length, bool) or not isinstance(length, (int, np.integer)) for length in strategy
-            ):
-                raise TypeError(f"strategy {strategy!r} must be a tuple of int sequence lengths.")
-        strategies = tuple(tuple(int(length) for length in strategy) for strategy in self.strategies)
+        strategies = _int_strategies(self.strategies)
         raw_counts = np.asarray(self.counts)
         if raw_counts.size and (
             raw_counts.dtype == np.bool_ or not np.issubdtype(raw_counts.dtype, np.integer)
@@ -159,32 +155,42 @@ class PackingPlan:
             raise ValueError(f"got {len(strategies)} strategies but {counts.size} counts; they must match.")
         if np.any(counts < 1):
             raise ValueError("every strategy count must be a positive number of packs.")
-        for strategy in strategies:
-            if not strategy or len(strategy) > max_seq_per_pack:
-                raise ValueError(
-                    f"strategy {strategy} must hold between 1 and "
-                    f"max_seq_per_pack={max_seq_per_pack} lengths."
-                )
-            if min(strategy) < 1 or sum(strategy) > max_seq_length:
-                raise ValueError(
-                    f"strategy {strategy} must hold lengths >= 1 summing to at most {max_seq_length}."
-                )
-            if list(strategy) != sorted(strategy, reverse=True):
-                raise ValueError(f"strategy {strategy} must be sorted longest first.")
+        # A planner's plan has thousands of strategies when it packs a small buffer (streaming): the checks
+        # run on flat arrays, and the loop that names the first bad strategy runs only when one is bad.
+        flat = _flat_strategies(strategies)
+        if flat is None or not _strategies_fit(*flat, max_seq_length, max_seq_per_pack):
+            _check_each_strategy(strategies, max_seq_length, max_seq_per_pack)
         if len(set(strategies)) != len(strategies):
             raise ValueError("strategies must be distinct; add up the counts of repeated ones.")
-        counts.setflags(write=False)
+        lengths, sizes = flat  # type: ignore[misc]  # the strategies passed their checks
+        fills = np.add.reduceat(lengths, np.cumsum(sizes) - sizes) if len(sizes) else sizes.copy()
+        for array in (counts, lengths, sizes, fills):
+            array.setflags(write=False)
         object.__setattr__(self, "strategies", strategies)
         object.__setattr__(self, "counts", counts)
         object.__setattr__(self, "max_seq_length", max_seq_length)
         object.__setattr__(self, "max_seq_per_pack", max_seq_per_pack)
         object.__setattr__(self, "runtime_s", float(self.runtime_s))
+        object.__setattr__(self, "_lengths", lengths)
+        object.__setattr__(self, "_size_of", sizes)
+        object.__setattr__(self, "_fill_of", fills)
 
-    def _sizes(self) -> np.ndarray:
-        return np.array([len(strategy) for strategy in self.strategies], dtype=np.int64)
+    def sequences_per_pack(self) -> np.ndarray:
+        """How many sequences each strategy's packs hold (read-only, one per strategy)."""
+        return self._size_of
 
-    def _fills(self) -> np.ndarray:
-        return np.array([sum(strategy) for strategy in self.strategies], dtype=np.int64)
+    def tokens_per_pack(self) -> np.ndarray:
+        """How many real tokens each strategy's packs hold (read-only, one per strategy)."""
+        return self._fill_of
+
+    def flat_lengths(self) -> tuple[np.ndarray, np.ndarray]:
+        """The strategies as arrays: all their lengths one after the other, and each one's size.
+
+        >>> plan = PackingPlan(((5, 3), (4,)), np.array([2, 1]), 8, 2, "manual")
+        >>> [array.tolist() for array in plan.flat_lengths()]
+        [[5, 3, 4], [2, 1]]
+        """
+        return self._lengths, self._size_of
 
     @property
     def num_packs(self) -> int:
@@ -192,12 +198,12 @@ class PackingPlan:
 
     @property
     def num_sequences(self) -> int:
-        return int(self._sizes() @ self.counts)
+        return int(self.sequences_per_pack() @ self.counts)
 
     @property
     def num_tokens(self) -> int:
         """Real (non-padding) tokens."""
-        return int(self._fills() @ self.counts)
+        return int(self.tokens_per_pack() @ self.counts)
 
     @property
     def efficiency(self) -> float:
@@ -228,9 +234,7 @@ class PackingPlan:
         [0, 2, 1, 0]
         """
         histogram = np.zeros(self.max_seq_length, dtype=np.int64)
-        for strategy, count in zip(self.strategies, self.counts.tolist(), strict=True):
-            for length in strategy:
-                histogram[length - 1] += count
+        np.add.at(histogram, self._lengths - 1, np.repeat(self.counts, self._size_of))
         return histogram
 
     def summary(self) -> dict[str, Any]:
@@ -267,7 +271,7 @@ class PackingPlan:
             import pandas as pd
         except ImportError as error:  # pragma: no cover - pandas is in requirements.txt
             raise ImportError("PackingPlan.to_frame needs pandas: pip install pandas") from error
-        sizes, fills = self._sizes(), self._fills()
+        sizes, fills = self.sequences_per_pack().copy(), self.tokens_per_pack().copy()
         return pd.DataFrame(
             {
                 "lengths": list(self.strategies),
@@ -285,6 +289,65 @@ class PackingPlan:
             f"max_seq_per_pack={self.max_seq_per_pack}, strategies={len(self.strategies)}, "
             f"packs={self.num_packs}, sequences={self.num_sequences}, efficiency={self.efficiency:.4f})"
         )
+
+
+def _int_strategies(strategies: Any) -> tuple[tuple[int, ...], ...]:
+    """The strategies as tuples of Python ints; bools and non-integers are refused."""
+    strategies = tuple(strategies)
+    lengths = itertools.chain.from_iterable(strategies)
+    if set(map(type, strategies)) <= {tuple} and set(map(type, lengths)) <= {int}:
+        return strategies  # the planners' own output: nothing to convert
+    for strategy in strategies:
+        if any(isinstance(length, bool) or not isinstance(length, (int, np.integer)) for length in strategy):
+            raise TypeError(f"strategy {strategy!r} must be a tuple of int sequence lengths.")
+    return tuple(tuple(int(length) for length in strategy) for strategy in strategies)
+
+
+def _flat_strategies(strategies: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """All lengths one after the other and each strategy's size, or None for lengths beyond int64."""
+    sizes = np.fromiter(map(len, strategies), dtype=np.int64, count=len(strategies))
+    try:
+        lengths = np.fromiter(
+            itertools.chain.from_iterable(strategies), dtype=np.int64, count=int(sizes.sum())
+        )
+    except OverflowError:
+        return None
+    return lengths, sizes
+
+
+def _strategies_fit(
+    lengths: np.ndarray, sizes: np.ndarray, max_seq_length: int, max_seq_per_pack: int
+) -> bool:
+    """Whether every strategy holds 1..max_seq_per_pack lengths >= 1, longest first, within the row."""
+    if len(sizes) == 0:
+        return True
+    if sizes.min() < 1 or sizes.max() > max_seq_per_pack:
+        return False
+    if lengths.min() < 1 or lengths.max() > max_seq_length:  # also keeps the sums below from wrapping
+        return False
+    starts = np.cumsum(sizes) - sizes
+    if np.add.reduceat(lengths, starts).max() > max_seq_length:
+        return False
+    rising = np.flatnonzero(np.diff(lengths) > 0) + 1  # a length longer than the one before it...
+    return not np.isin(rising, starts, invert=True).any()  # ...is allowed only at a strategy's start
+
+
+def _check_each_strategy(
+    strategies: tuple[tuple[int, ...], ...], max_seq_length: int, max_seq_per_pack: int
+) -> None:
+    """Name the first strategy that breaks a rule (run only when one does)."""
+    for strategy in strategies:
+        if not strategy or len(strategy) > max_seq_per_pack:
+            raise ValueError(
+                f"strategy {strategy} must hold between 1 and max_seq_per_pack={max_seq_per_pack} lengths."
+            )
+        if min(strategy) < 1 or sum(strategy) > max_seq_length:
+            raise ValueError(
+                f"strategy {strategy} must hold lengths >= 1 summing to at most {max_seq_length}."
+            )
+        if list(strategy) != sorted(strategy, reverse=True):
+            raise ValueError(f"strategy {strategy} must be sorted longest first.")
+    raise AssertionError("a strategy failed the array checks but none fails the per-strategy ones")
 
 
 def _one_dimensional(values: Any, name: str, what: str) -> np.ndarray:
@@ -357,15 +420,37 @@ def pack_histogram(
     else:
         packs = best_fit_decreasing(counts, max_seq_length, max_seq_per_pack)
     runtime = time.perf_counter() - start
-    ordered = sorted(packs.items(), key=lambda item: (-item[1], [-length for length in item[0]]))
+    strategies = tuple(packs)
+    counts = np.fromiter(packs.values(), dtype=np.int64, count=len(packs))
+    order = _most_used_first(strategies, counts, max_seq_length)
     return PackingPlan(
-        strategies=tuple(strategy for strategy, _ in ordered),
-        counts=np.array([count for _, count in ordered], dtype=np.int64),
+        strategies=tuple(strategies[j] for j in order),
+        counts=counts[order],
         max_seq_length=max_seq_length,
         max_seq_per_pack=max_seq_per_pack,
         algorithm=algorithm,
         runtime_s=runtime,
     )
+
+
+def _most_used_first(
+    strategies: tuple[tuple[int, ...], ...], counts: np.ndarray, max_seq_length: int
+) -> np.ndarray:
+    """The order of the strategies by count, most used first, then by lengths, longest first.
+
+    The lengths compare as the lists of their negatives (so a strategy comes before its extensions);
+    a strategy padded with -(max_seq_length + 1), below every negative length, sorts the same way.
+
+    >>> _most_used_first(((3,), (5, 3), (5,), (5, 3, 1)), np.array([1, 2, 2, 2]), 8).tolist()
+    [2, 1, 3, 0]
+    """
+    if not strategies:
+        return np.zeros(0, dtype=np.int64)
+    lengths, sizes = _flat_strategies(strategies)  # type: ignore[misc]  # planners' lengths fit int64
+    keys = np.full((len(strategies), int(sizes.max())), -(max_seq_length + 1), dtype=np.int64)
+    strategy_of = np.repeat(np.arange(len(strategies)), sizes)
+    keys[strategy_of, np.arange(len(lengths)) - (np.cumsum(sizes) - sizes)[strategy_of]] = -lengths
+    return np.lexsort((*keys.T[::-1], -counts))
 
 
 __all__ = [

@@ -3,7 +3,7 @@
 `pack_dataset` plans the whole dataset at once; a pre-training corpus read with `datasets` in streaming
 mode never is in memory at once. The histogram planners cost the same for 10 thousand sequences as for
 10 million (they work on the length histogram), so each buffer of `buffer_size` sequences is planned
-afresh and built with `pack_dataset`'s own builder (`packed_dataset.pack_arrow_table`). Only the end of
+afresh and built with `pack_dataset`'s own builder (`dataset.build_packed_table`). Only the end of
 a plan is badly filled (its last packs get what the long sequences left); the sequences of packs filled
 below `carry_below` go into the next buffer instead, at most `max_carry` of them and each only once, so
 memory stays bounded by `buffer_size + max_carry` rows and no sequence waits more than one buffer. The
@@ -27,8 +27,9 @@ import numpy as np
 import pyarrow as pa
 
 from ..checks import check_number, check_positive_int, check_seed
-from .dataset import check_pack_settings, pack_arrow_table
-from .plan import ALGORITHMS, pack_histogram, sequence_length_histogram
+from .columns import one_array, read_source
+from .dataset import Slots, build_packed_table, check_pack_settings, plan_slots, select_packs
+from .plan import ALGORITHMS, PackingPlan, pack_histogram, sequence_length_histogram
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,7 +80,6 @@ def stream_pack_tables(
     seed = check_seed(seed, optional=True)
     id_offset = check_seed(id_offset, "id_offset")
     id_stride = check_positive_int(id_stride, "id_stride")
-    settings = (max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column)
 
     carried: pa.Table | None = None  # rows left by the previous buffer's plan
     carried_ids = np.zeros(0, dtype=np.int64)
@@ -94,21 +94,25 @@ def stream_pack_tables(
         table = batch if carried is None else _concat(carried, batch, int(ids[len(carried_ids)]))
         buffer_seed = None if seed is None else seed + buffer_index  # one buffer: pack_dataset's packs
         try:
-            packed, plan = pack_arrow_table(table, *settings, buffer_seed, example_ids=ids)
+            source = read_source(table, max_seq_length, max_seq_per_pack, cls_layout, label_column, None)
+            histogram = sequence_length_histogram(source.placed_lengths, source.capacity)
+            plan = pack_histogram(histogram, source.capacity, max_seq_per_pack, algorithm)
+            slots = plan_slots(plan, source.placed_lengths, buffer_seed)
         except (TypeError, ValueError) as error:
             raise type(error)(
                 f"{error} (in the buffer of the stream rows from {int(new_ids[0])} on, after "
                 f"{len(carried_ids)} rows carried from the buffer before; row numbers above count within it)"
             ) from error
         if upcoming is None:
-            yield packed
+            yield build_packed_table(source, slots, max_seq_length, max_seq_per_pack, ids)
             return
-        keep, carry = _split_packs(packed, plan, carried_ids, carry_below, max_carry)
-        if len(keep):  # every pack of a small buffer may be carried
-            yield _select_rows(packed, keep)
-        carry_ids = np.sort(_slot_ids(packed.take(carry)))
-        carried = table.take(np.searchsorted(ids, carry_ids))  # ids are increasing in every buffer
-        carried_ids = carry_ids
+        carry = _packs_to_carry(plan, slots, len(carried_ids), carry_below, max_carry)
+        if not carry.all():  # every pack of a small buffer may be carried
+            kept = select_packs(slots, ~carry)
+            yield build_packed_table(source, kept, max_seq_length, max_seq_per_pack, ids)
+        carried_rows = np.sort(slots.row[carry[slots.pack]])  # carried rows keep their stream order
+        carried = table.take(carried_rows)
+        carried_ids = ids[carried_rows]
         batch = upcoming
         buffer_index += 1
 
@@ -126,7 +130,7 @@ def stream_pack(
     [[0, 1]]
     """
     for table in stream_pack_tables(source, max_seq_length, max_seq_per_pack, **options):
-        yield from table.to_pylist()
+        yield from _rows_of(table)
 
 
 def packed_iterable_dataset(
@@ -295,42 +299,50 @@ def _generate_rows(job: tuple[Any, int, int, dict[str, Any]]) -> Iterator[dict[s
     yield from stream_pack(source, max_seq_length, max_seq_per_pack, **options)
 
 
-def _split_packs(
-    packed: pa.Table, plan: Any, carried_ids: np.ndarray, carry_below: float, max_carry: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which packed rows to emit and which to carry: the worst-filled under `carry_below`, up to the cap.
+def _packs_to_carry(
+    plan: PackingPlan, slots: Slots, num_carried: int, carry_below: float, max_carry: int
+) -> np.ndarray:
+    """Which packs to carry (one bool per pack): the worst-filled under `carry_below`, up to the cap.
 
-    Packs holding a sequence carried already are emitted, so each sequence waits at most one buffer.
+    Packs holding a sequence carried already (the buffer's first `num_carried` rows) are emitted, so each
+    sequence waits at most one buffer.
     """
-    counts = np.asarray(plan.counts, dtype=np.int64)
-    fill = np.repeat([sum(s) / plan.max_seq_length for s in plan.strategies], counts)
-    size = np.repeat([len(s) for s in plan.strategies], counts)
+    fill = np.repeat(plan.tokens_per_pack() / plan.max_seq_length, plan.counts)
+    size = np.repeat(plan.sequences_per_pack(), plan.counts)
     candidates = fill < carry_below
-    if len(carried_ids) and candidates.any():
-        slot_ids = _slot_ids(packed, flat=False)
-        candidates &= ~np.isin(slot_ids, carried_ids).any(axis=1)
+    if num_carried and candidates.any():
+        holds_carried = np.zeros(len(fill), dtype=bool)
+        holds_carried[slots.pack[slots.row < num_carried]] = True
+        candidates &= ~holds_carried
     order = np.flatnonzero(candidates)
     order = order[np.argsort(fill[order], kind="stable")]
     order = order[np.cumsum(size[order]) <= max_carry]
     carry = np.zeros(len(fill), dtype=bool)
     carry[order] = True
-    return np.flatnonzero(~carry), np.flatnonzero(carry)
+    return carry
 
 
-def _select_rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """The rows (sorted indices) as slices of `table`: no copy, unlike `take` (carried packs are few)."""
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    starts, stops = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])
-    return pa.concat_tables([table.slice(rows[a], b - a) for a, b in zip(starts, stops, strict=True)])
-
-
-def _slot_ids(packed: pa.Table, flat: bool = True) -> np.ndarray:
-    """The example ids of packed rows: flat and without empty slots, or [rows, slots] with -1."""
-    column = packed.column("example_ids").combine_chunks()
-    values = column.flatten().to_numpy()
-    if flat:
-        return values[values >= 0]
-    return values.reshape(len(column), -1)
+def _rows_of(table: pa.Table) -> list[dict[str, Any]]:
+    """The rows as dicts of lists, like `table.to_pylist()`, several times faster: the packed columns
+    are fixed-size lists, read as one numpy array each."""
+    names = table.column_names
+    columns = []
+    for name in names:
+        column = one_array(table.column(name))
+        shape = [len(column)]
+        values = column
+        while pa.types.is_fixed_size_list(values.type):
+            shape.append(values.type.list_size)
+            values = values.flatten()
+        if (
+            len(shape) == 1
+            or values.null_count
+            or not (pa.types.is_integer(values.type) or pa.types.is_floating(values.type))
+        ):
+            columns.append(column.to_pylist())
+        else:
+            columns.append(values.to_numpy().reshape(shape).tolist())
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _concat(carried: pa.Table, batch: pa.Table, first_row: int) -> pa.Table:
