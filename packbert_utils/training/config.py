@@ -29,6 +29,9 @@ class TrainingConfig:
     `sequences_per_step` counts real sequences per optimizer step across all processes and
     accumulation steps, so every variant sees about the same data per step. `max_steps=-1` trains
     `num_train_epochs` whole epochs. `attn_implementation=None` picks the fastest exact one.
+    `trim_last_layer=False` runs a packed sequence classifier's last layer on every token rather than
+    at the [CLS] tokens only: the same logits and gradients for more work, so that the saving, which is
+    not packing's, can be measured as its own lever.
 
     >>> config = TrainingConfig(max_seq_length=64, learning_rate=1e-4)
     >>> config.max_seq_length, config.sequences_per_step
@@ -58,6 +61,7 @@ class TrainingConfig:
     algorithm: str = "lpfhp"
     attn_implementation: str | None = None
     bf16: bool = False
+    trim_last_layer: bool = True
     output_dir: str | None = None
     logging_steps: int = 10
     progress: bool = True
@@ -80,7 +84,7 @@ class TrainingConfig:
         check_seed(self.seed)
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"Unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}.")
-        for name in ("bf16", "progress"):
+        for name in ("bf16", "trim_last_layer", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}.")
         for name in ("lr_scheduler_type", "eval_split"):

@@ -233,6 +233,8 @@ def _build_model(variant: str, checkpoint: str, spec: TaskSpec, config: Training
         )
         # Its loss is already a mean over the real sequences (or tokens) of a batch.
         model = packed_class.from_pretrained(checkpoint, max_seq_per_pack=max_seq_per_pack, **settings)
+        if not token_task:  # a model setting, not saved with the weights: set it on this model only
+            model.trim_last_layer = config.trim_last_layer
     else:
         plain_class = AutoModelForTokenClassification if token_task else AutoModelForSequenceClassification
         model = plain_class.from_pretrained(checkpoint, **settings)
