@@ -86,6 +86,7 @@ def _settings(args: argparse.Namespace) -> dict:
         attn_implementation=args.attn_implementation,
         bf16=args.bf16,
         logging_steps=args.logging_steps,
+        trim_last_layer=not args.full_last_layer,
     )
 
 
@@ -185,6 +186,11 @@ def _add_training_arguments(
     )
     parser.add_argument("--bf16", action="store_true", help="mixed precision (CPUs with bf16 units, GPUs)")
     parser.add_argument("--logging-steps", type=int, default=10)
+    parser.add_argument(
+        "--full-last-layer",
+        action="store_true",
+        help="run the last layer at every token (default: at the [CLS] tokens only, for sequence tasks)",
+    )
     parser.add_argument(
         "--output-dir",
         "--save-dir",

@@ -315,7 +315,7 @@ def test_train_passes_every_setting_to_fine_tune(monkeypatch, tmp_path, capsys):
         "--lr-scheduler-type cosine --warmup-ratio 0.2 --weight-decay 0.05 --epochs 3 --max-steps 7 --seed 5 "
         "--max-train-rows 100 "
         "--max-eval-rows 20 --eval-split test --algorithm spfhp --attn-implementation eager --bf16 "
-        "--logging-steps 3 --text-columns a b --label-column y"
+        "--logging-steps 3 --full-last-layer --text-columns a b --label-column y"
     )
     code = cli.main(["train", *options.split(), "--output-dir", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
@@ -341,6 +341,7 @@ def test_train_passes_every_setting_to_fine_tune(monkeypatch, tmp_path, capsys):
         "attn_implementation": "eager",
         "bf16": True,
         "logging_steps": 3,
+        "trim_last_layer": False,
         "text_columns": ["a", "b"],
         "label_column": "y",
     }
