@@ -71,7 +71,6 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "sequences_per_step": 8,
         "max_steps": 3,
         "contamination_documents": 4,
-        "run_solutions": True,
     },
     # 2 packed training steps of 8 windows on 24 questions, 16 dev questions answered.
     "08_question_answering.ipynb": {
@@ -81,7 +80,6 @@ SMALL_PARAMETERS: dict[str, dict[str, Any]] = {
         "sequences_per_step": 8,
         "eval_questions": 16,
         "num_shown": 3,
-        "run_solutions": True,
     },
 }
 
