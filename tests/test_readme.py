@@ -50,3 +50,23 @@ def test_the_quick_start_runs_on_a_small_csv(tmp_path, monkeypatch):
     }
     logits = namespace["logits"]
     assert logits.shape == (2, 2) and logits.dtype == "float32"
+
+
+def test_the_custom_training_loop_counts_sequences_not_rows():
+    """The training-loop block as written, on 64 training rows instead of 512 (a few optimizer steps).
+
+    Its point is the count: `items` is the step's real sequences (packs hold several each), and every
+    optimizer step ran."""
+    block = _python_block_after("### Your own training loop")
+    assert "select(range(512))" in block
+    namespace: dict = {}
+    exec(compile(block.replace("select(range(512))", "select(range(64))"), "README.md", "exec"), namespace)
+    packed, accumulation = namespace["packed"], namespace["accumulation"]
+    rows_per_step = 2 * accumulation  # batch_size=2; the last batch may hold one row
+    filled = sorted(sum(e >= 0 for e in row) for row in packed["example_ids"])  # sequences per row
+    # rows are shuffled: the last step's count lies between its emptiest and its fullest possible rows
+    assert sum(filled[: rows_per_step - 1]) <= namespace["items"] <= sum(filled[-rows_per_step:])
+    assert namespace["items"] > rows_per_step  # sequences, not rows
+    steps = len(namespace["loader"]) // accumulation
+    state = namespace["optimizer"].state
+    assert steps >= 2 and state and all(int(s["step"]) == steps for s in state.values())
