@@ -80,6 +80,7 @@ _PUBLIC = {
     "inference.predictors": ("PackedTextClassifier", "PackedTokenClassifier"),
     "inference.inputs": ("words_of",),
     "inference.question_answering": ("PackedQuestionAnswerer", "decode_answers"),
+    "viz.class_scores": ("plot_class_scores",),
     "viz.packing_plots": (
         "plot_attention_mask",
         "plot_buffer_efficiency",
@@ -173,6 +174,7 @@ if TYPE_CHECKING:  # for type checkers and editors; never run
     from .training.pretraining import PRETRAINING_VARIANTS, chunked_sequence_index, pretrain
     from .training.runner import VARIANTS, TrainingResult
     from .training.trainer import fine_tune
+    from .viz.class_scores import plot_class_scores
     from .viz.packing_plots import (
         plot_attention_mask,
         plot_buffer_efficiency,
