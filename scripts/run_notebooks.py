@@ -53,6 +53,13 @@ once per notebook: papermill talks to its kernel over local TCP sockets, in plai
 (ipykernel's own `python3` spec does) and otherwise runs as before, and then the warning is true."""
 
 
+def _solutions(notebook: Path) -> dict[str, object]:
+    """`SOLUTIONS` for a notebook that declares them in its parameters cell, else nothing (papermill would
+    warn about an unknown parameter and add a cell to set it)."""
+    declared = papermill.inspect_notebook(str(notebook))
+    return {name: value for name, value in SOLUTIONS.items() if name in declared}
+
+
 def save_figures(notebook_path: Path, figures_dir: Path) -> list[Path]:
     """Write every PNG output of an executed notebook to `figures_dir`."""
     notebook = nbformat.read(notebook_path, as_version=4)
@@ -91,7 +98,7 @@ def main() -> int:
             papermill.execute_notebook(
                 str(notebook),
                 str(target),
-                parameters=SOLUTIONS | preset | parameters,
+                parameters=_solutions(notebook) | preset | parameters,
                 kernel_name="python3",
                 cwd=str(notebook.parent),
                 progress_bar=True,  # a cell-by-cell bar in the terminal, so a long notebook shows life
