@@ -13,6 +13,7 @@ import torch
 from hypothesis import settings
 
 from packbert_utils import load_tokenizer
+from packbert_utils.models import summary_layer
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "packbert")
 DEEP_FACTOR = 10
@@ -61,3 +62,17 @@ def one_thread():
 def tokenizer():
     """The bundled MiniLM's tokenizer, one per test module."""
     return load_tokenizer()
+
+
+@pytest.fixture
+def summary_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls of `summary_layer`, so a test knows which path a forward took."""
+    calls: list[int] = []
+    original = summary_layer.summary_layer
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(summary_layer, "summary_layer", counting)
+    return calls

@@ -23,20 +23,6 @@ FULL_ONLY = [name for name in exactness.TINY_FAMILIES if name not in TRIMMED]
 LENGTHS = (5, 13, 2, 9, 14, 3, 7, 11, 6, 4)
 
 
-@pytest.fixture
-def summary_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls of `summary_layer`, so a test knows which path a forward took."""
-    calls: list[int] = []
-    original = summary_layer.summary_layer
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(summary_layer, "summary_layer", counting)
-    return calls
-
-
 def tiny_packed_model(family: str, attention: str, seed: int = 0) -> PackedModelForSequenceClassification:
     torch.manual_seed(seed)
     plain = AutoModelForSequenceClassification.from_config(

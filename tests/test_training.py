@@ -185,24 +185,16 @@ def test_bf16_training_runs_in_mixed_precision_and_keeps_float32_weights():
 
 
 @pytest.mark.parametrize("trim", [True, False])
-def test_trim_last_layer_setting_reaches_the_model(trim, monkeypatch):
+def test_trim_last_layer_setting_reaches_the_model(trim, summary_calls):
     """fine_tune(trim_last_layer=False) trains and evaluates with the full last layer (the lever notebook 4
     measures); the default runs it at the [CLS] tokens only. The class default is left alone."""
-    from packbert_utils.models import summary_layer
     from packbert_utils.models.heads import PackedModelForSequenceClassification
 
-    calls: list[int] = []
-    original = summary_layer.summary_layer
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(summary_layer, "summary_layer", counting)
     settings = {**TINY, "max_steps": 1, "max_eval_rows": 8}
     result = fine_tune("rotten_tomatoes", variant="packed", seed=0, trim_last_layer=trim, **settings)
     assert result.model.trim_last_layer is trim
-    assert (len(calls) > 0) is trim, f"trim_last_layer={trim}: the summary layer ran {len(calls)} times"
+    ran = len(summary_calls)
+    assert (ran > 0) is trim, f"trim_last_layer={trim}: the summary layer ran {ran} times"
     assert PackedModelForSequenceClassification.trim_last_layer is True
 
 
