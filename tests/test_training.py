@@ -316,6 +316,26 @@ def test_speeds_leave_out_the_first_optimizer_step():
     assert result.sequences_per_s == pytest.approx(6 / 6.0) and result.tokens_per_s == pytest.approx(9 / 6.0)
 
 
+def test_runs_of_several_epochs_are_timed_from_the_second_epoch():
+    """With two or more whole epochs the warm-up is the first epoch; otherwise (fewer epochs, or max_steps)
+    it stays the first step."""
+    from types import SimpleNamespace
+
+    def warmup_sequences(epochs: float, max_steps: int = -1) -> int:
+        args = SimpleNamespace(num_train_epochs=epochs, max_steps=max_steps)
+        counter = runner.ThroughputCounter(packed=False)
+        counter.on_train_begin(args, None, None)
+        for _ in range(2):  # two epochs of three steps, one sequence each
+            for _ in range(3):
+                counter.add({"attention_mask": torch.ones(1, 4, dtype=torch.long)})
+                counter.on_step_end(args, None, None)
+            counter.on_epoch_end(args, None, None)
+        return counter.warmup["sequences"]
+
+    assert warmup_sequences(2) == 3 and warmup_sequences(3.0) == 3
+    assert warmup_sequences(1.5) == 1 and warmup_sequences(2, max_steps=6) == 1
+
+
 def test_grouped_batches_are_grouped_as_on_a_large_corpus_even_for_a_small_set():
     """The Trainer shrinks its length-sorted mega-batches on a small set (here to one batch, which groups
     nothing); the grouped variant sorts mega-batches of 50 batches, as the Trainer does on a large corpus."""

@@ -36,11 +36,15 @@ to the longest in a batch of sequences of similar length (the Trainer's length-g
 class TrainingResult:
     """What one training run produced: its metrics, its speed and the trained model.
 
-    Speeds (`sequences_per_s`, `tokens_per_s`) are steady-state: with at least `STEADY_MIN_STEPS`
-    optimizer steps, the first step (memory allocation, lazy initialisation, first data batch) is left
-    out of both the time and the counts, as `warmup_s`, `warmup_sequences` and `warmup_tokens` record;
-    a short run's one-off start-up cost would otherwise dilute every ratio between variants.
-    `train_runtime_s` is the whole training time.
+    Speeds (`sequences_per_s`, `tokens_per_s`) are steady-state: a run of two or more whole epochs is
+    timed from its second epoch on; a shorter run of at least `STEADY_MIN_STEPS` optimizer steps from
+    its second step. What is left out (memory allocation, lazy initialisation, the first data batches)
+    is recorded as `warmup_s`, `warmup_sequences` and `warmup_tokens`; a short run's one-off start-up
+    cost would otherwise dilute every ratio between variants. A whole first epoch is needed where batch
+    shapes vary: the heap keeps growing over the first few differently shaped steps, and the
+    length-grouped sampler puts its longest batch first, so leaving out only the first step would leave
+    out that variant's dearest step and keep the others' start-up. `train_runtime_s` is the whole
+    training time.
     """
 
     variant: str
@@ -135,8 +139,9 @@ STEADY_MIN_STEPS = 3
 class ThroughputCounter(TrainerCallback):
     """Counts real sequences and tokens seen in training, and times training alone.
 
-    `warmup` holds the time and the counts at the end of the first optimizer step, so that speeds can
-    leave the start-up cost out (`TrainingResult`). Subclasses that count more extend `counts()`.
+    `warmup` holds the time and the counts at the end of the first optimizer step, or of the first
+    epoch when two or more whole epochs follow from it, so that speeds can leave the start-up cost out
+    (`TrainingResult`). Subclasses that count more extend `counts()`.
     """
 
     def __init__(self, packed: bool) -> None:
@@ -147,13 +152,23 @@ class ThroughputCounter(TrainerCallback):
         self.elapsed_s = 0.0
         self.warmup: dict[str, float] | None = None
         self._start = 0.0
+        self._epoch_ended = False
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.warmup is None:
-            self.warmup = {"seconds": time.perf_counter() - self._start, **self.counts()}
+            self._snapshot()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        first_of_several = args.max_steps <= 0 and args.num_train_epochs >= 2
+        if first_of_several and not self._epoch_ended:
+            self._snapshot()
+        self._epoch_ended = True
+
+    def _snapshot(self) -> None:
+        self.warmup = {"seconds": time.perf_counter() - self._start, **self.counts()}
 
     def on_train_end(self, args, state, control, **kwargs):
         self.elapsed_s = time.perf_counter() - self._start
