@@ -62,7 +62,7 @@ class PretrainingResult(TrainingResult):
 
     @property
     def masked_tokens_per_s(self) -> float:
-        """Masked tokens (those the loss is over) per second of training, after the warm-up step."""
+        """Masked tokens (those the loss is over) per second of training, after the warm-up."""
         return (self.masked_tokens - self.warmup_masked_tokens) / (self.train_runtime_s - self.warmup_s)
 
     def summary(self) -> dict[str, Any]:

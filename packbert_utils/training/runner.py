@@ -63,12 +63,12 @@ class TrainingResult:
 
     @property
     def sequences_per_s(self) -> float:
-        """Real sequences per second of training, after the warm-up step."""
+        """Real sequences per second of training, after the warm-up (see `TrainingResult`)."""
         return (self.train_sequences - self.warmup_sequences) / (self.train_runtime_s - self.warmup_s)
 
     @property
     def tokens_per_s(self) -> float:
-        """Real (non-padding) tokens per second of training, after the warm-up step."""
+        """Real (non-padding) tokens per second of training, after the warm-up (see `TrainingResult`)."""
         return (self.train_tokens - self.warmup_tokens) / (self.train_runtime_s - self.warmup_s)
 
     @property
