@@ -209,24 +209,28 @@ def main() -> None:
                         f"{result['peak_mib']:,.0f} |"
                     )
                     print(lines[-1], flush=True)
-    if "SOTU paragraphs" not in corpora:
-        publish("\n".join(lines), args.output, lambda png: chart(measured, png))
-        return
-    balance = rank_balance(
-        corpora["SOTU paragraphs"], 200_000 if max(sizes) >= 1_000_000 else 20_000, [2, 4, 8]
-    )
-    lines += [
+    if "SOTU paragraphs" in corpora:
+        lines += balance_lines(
+            rank_balance(
+                corpora["SOTU paragraphs"], 200_000 if max(sizes) >= 1_000_000 else 20_000, [2, 4, 8]
+            )
+        )
+    publish("\n".join(lines), args.output, lambda png: chart(measured, png))
+
+
+def balance_lines(balance: list[dict]) -> list[str]:
+    """The Markdown table of `rank_balance`'s results."""
+    return [
         "",
         "Balance of torchrun ranks, each packing its own shard (split by examples) of one SOTU-like stream:",
         "",
         "| ranks | packed rows per rank | max / mean - 1 |",
         "|---:|---|---:|",
+        *(
+            f"| {b['world_size']} | {', '.join(map(str, b['rows']))} | {100 * b['imbalance']:.2f}% |"
+            for b in balance
+        ),
     ]
-    lines += [
-        f"| {b['world_size']} | {', '.join(map(str, b['rows']))} | {100 * b['imbalance']:.2f}% |"
-        for b in balance
-    ]
-    publish("\n".join(lines), args.output, lambda png: chart(measured, png))
 
 
 def chart(measured: list[dict], path: Path) -> None:

@@ -141,15 +141,49 @@ def pack_arrow_table(
 ) -> tuple[pa.Table, PackingPlan]:
     """The work of `pack_dataset` on one Arrow table of tokenized rows: the packed table and its plan.
 
-    Shared with the streaming packer (`packing.streaming`), which packs one buffer at a time and numbers
-    the slots by the rows' places in the stream (`example_ids`, one per row; default: the row index).
-    The settings are taken as checked (`pack_dataset` checks them); the columns, and the `carry`
-    columns (see `pack_dataset`), are checked here.
+    The slots are numbered by `example_ids` (one per row; default: the row index). The settings are
+    taken as checked (`pack_dataset` checks them); the columns, and the `carry` columns (see
+    `pack_dataset`), are checked here.
 
     >>> table = pa.table({"input_ids": [[101, 7, 102], [101, 102]]})
     >>> packed, plan = pack_arrow_table(table, 8, 2, label_column=None, example_ids=np.array([40, 41]))
     >>> packed.column("example_ids").to_pylist(), plan.num_packs
     ([[40, 41]], 1)
+    """
+    source, plan, slots = plan_table(
+        table,
+        max_seq_length,
+        max_seq_per_pack,
+        algorithm,
+        cls_layout,
+        label_column,
+        seed,
+        plan=plan,
+        carry=carry,
+    )
+    return build_packed_table(source, slots, max_seq_length, max_seq_per_pack, example_ids), plan
+
+
+def plan_table(
+    table: pa.Table,
+    max_seq_length: int,
+    max_seq_per_pack: int,
+    algorithm: str,
+    cls_layout: str,
+    label_column: str | None,
+    seed: int | None,
+    *,
+    plan: PackingPlan | None = None,
+    carry: Mapping[str, int] | None = None,
+) -> tuple[Source, PackingPlan, Slots]:
+    """Read and check a table's columns, plan its packs (or check that `plan` fits) and fill the slots.
+
+    Everything `build_packed_table` needs; the streaming packer builds only the packs it keeps.
+
+    >>> source, plan, slots = plan_table(pa.table({"input_ids": [[101, 7, 102], [101, 102]]}), 8, 2,
+    ...                                  "lpfhp", "inplace", None, None)
+    >>> plan.num_packs, slots.row.tolist()
+    (1, [0, 1])
     """
     source = read_source(table, max_seq_length, max_seq_per_pack, cls_layout, label_column, carry)
     histogram = sequence_length_histogram(source.placed_lengths, source.capacity)
@@ -157,8 +191,7 @@ def pack_arrow_table(
         plan = pack_histogram(histogram, source.capacity, max_seq_per_pack, algorithm)
     else:
         _check_plan_fits(plan, histogram, cls_layout)
-    slots = plan_slots(plan, source.placed_lengths, seed)
-    return build_packed_table(source, slots, max_seq_length, max_seq_per_pack, example_ids), plan
+    return source, plan, plan_slots(plan, source.placed_lengths, seed)
 
 
 class Slots(NamedTuple):

@@ -27,8 +27,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..checks import check_number, check_positive_int, check_seed
-from .columns import one_array, read_source
-from .dataset import Slots, build_packed_table, check_pack_settings, plan_slots, select_packs
+from .columns import one_array
+from .dataset import Slots, build_packed_table, check_pack_settings, plan_table, select_packs
 from .plan import ALGORITHMS, PackingPlan, pack_histogram, sequence_length_histogram
 
 if TYPE_CHECKING:
@@ -94,10 +94,9 @@ def stream_pack_tables(
         table = batch if carried is None else _concat(carried, batch, int(ids[len(carried_ids)]))
         buffer_seed = None if seed is None else seed + buffer_index  # one buffer: pack_dataset's packs
         try:
-            source = read_source(table, max_seq_length, max_seq_per_pack, cls_layout, label_column, None)
-            histogram = sequence_length_histogram(source.placed_lengths, source.capacity)
-            plan = pack_histogram(histogram, source.capacity, max_seq_per_pack, algorithm)
-            slots = plan_slots(plan, source.placed_lengths, buffer_seed)
+            source, plan, slots = plan_table(
+                table, max_seq_length, max_seq_per_pack, algorithm, cls_layout, label_column, buffer_seed
+            )
         except (TypeError, ValueError) as error:
             raise type(error)(
                 f"{error} (in the buffer of the stream rows from {int(new_ids[0])} on, after "
