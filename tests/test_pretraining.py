@@ -13,6 +13,8 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from transformers import BertConfig, BertForMaskedLM
 
 from packbert_utils import load_task, pack_dataset, tokenize_task
@@ -21,7 +23,12 @@ from packbert_utils.data.documents import load_documents
 from packbert_utils.data.masking import DataCollatorForPackedMaskedLM
 from packbert_utils.metrics.masked_lm import chunking_contamination, evaluate_mlm
 from packbert_utils.models.masked_lm import PackedModelForMaskedLM
-from packbert_utils.training.pretraining import PRETRAINING_VARIANTS, concatenate_and_chunk, pretrain
+from packbert_utils.training.pretraining import (
+    PRETRAINING_VARIANTS,
+    concatenate_and_chunk,
+    pretrain,
+    rows_per_micro_batch,
+)
 from packbert_utils.training.runner import limit_rows
 from packbert_utils.training.trainer import fine_tune
 
@@ -212,3 +219,14 @@ def test_own_documents_from_a_dataset_column_pretrain(tiny_checkpoint) -> None:
     assert result.optimizer_steps == 1 and len(result.per_document) == len(data["validation"])
     with pytest.raises(ValueError, match="text_column='text' is not a column"):
         load_documents(speeches)
+
+
+@given(st.integers(1, 5000), st.floats(1.0, 12.0), st.integers(1, 64))
+def test_packed_rows_take_no_more_micro_batches_than_padded_rows(pieces, per_row, per_device) -> None:
+    rows = max(1, min(pieces, round(pieces / per_row)))
+    size = rows_per_micro_batch(per_device, pieces, rows)
+    plain = -(-pieces // per_device)  # micro-batches of one document per row
+    assert -(-rows // size) <= plain
+    # and about per_device documents per micro-batch: never fewer than rounding gives
+    assert size >= max(1, round(per_device * rows / pieces))
+    assert rows_per_micro_batch(per_device, pieces, pieces) == per_device  # padded rows: as asked

@@ -20,6 +20,7 @@ predictions change when it is read inside a chunk with its neighbours.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ from ..data.tokenizing import load_tokenizer, sequence_lengths, tokenize_task
 from ..metrics.masked_lm import evaluate_mlm
 from ..models.masked_lm import PackedModelForMaskedLM
 from ..offline import default_checkpoint
-from ..packing.dataset import pack_dataset, packed_plan
+from ..packing.dataset import pack_dataset
 from .config import TrainingConfig
 from .runner import (
     CountingTrainer,
@@ -115,11 +116,10 @@ def pretrain(
         limit_rows(raw[eval_split], config.max_eval_rows), tokenizer, max_seq_length, task=raw.task
     )
     per_device = config.sequences_per_step / (config.gradient_accumulation_steps * world_size)
-    train, documents_per_row, padding = _variant_rows(
+    train, padding = _variant_rows(
         variant, pieces, max_seq_length, config.max_seq_per_pack, config.algorithm, config.seed
     )
-    if world_size > 1:  # one batch size for all processes, from the documents per row of all shards
-        documents_per_row = _all_processes_ratio(len(pieces), len(train))
+    batch_size = rows_per_micro_batch(per_device, len(pieces), len(train), world_size)
     collator = DataCollatorForPackedMaskedLM(
         tokenizer, mlm_probability, seed=config.seed, padding=padding, max_length=max_seq_length
     )
@@ -137,7 +137,7 @@ def pretrain(
         train_dataset=train,
         collator=collator,
         tokenizer=tokenizer,
-        batch_size=max(1, round(per_device / documents_per_row)),
+        batch_size=batch_size,
         callbacks=[MaskingEpochCallback(collator)],
         counter=counter,
         trainer_class=_ShardTrainer,
@@ -229,11 +229,33 @@ def _world() -> tuple[int, int]:
     return world_size, rank
 
 
-def _all_processes_ratio(numerator: int, denominator: int) -> float:
-    """sum(numerator) / sum(denominator) over all processes."""
-    values = torch.tensor([numerator, denominator], dtype=torch.float64)
-    torch.distributed.all_reduce(values)
-    return float(values[0] / values[1])
+def rows_per_micro_batch(per_device: float, num_pieces: int, num_rows: int, world_size: int = 1) -> int:
+    """Rows per micro-batch that carry about `per_device` documents (pieces) each, one size for every process.
+
+    A variant's rows hold `num_pieces / num_rows` pieces each (1 when padded, about 1.8 when packed).
+    Rounding alone can add a last, nearly empty step per epoch to packed rows (87 packs of 1.84 documents
+    in micro-batches of 17: five full steps and one of 2 packs), which would then train on more, smaller
+    steps than padding does; so the size is raised until the rows take no more micro-batches than one
+    piece per row would. Under torchrun the counts are summed (pieces) and maximised (rows, as the shards
+    are evened out) over all processes.
+
+    >>> [rows_per_micro_batch(32, 160, rows) for rows in (87, 160)]  # packed, padded
+    [18, 32]
+    """
+    pieces, rows = float(num_pieces), float(num_rows)
+    most_rows = num_rows
+    if world_size > 1:
+        totals = torch.tensor([num_pieces, num_rows], dtype=torch.float64)
+        torch.distributed.all_reduce(totals)
+        pieces, rows = float(totals[0]) / world_size, float(totals[1]) / world_size
+        largest = torch.tensor([num_rows])
+        torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX)
+        most_rows = int(largest.item())
+    if pieces == 0:
+        return 1
+    size = max(1, round(per_device * rows / pieces))
+    plain = math.ceil(pieces / per_device)  # micro-batches at one piece per row
+    return max(size, math.ceil(most_rows / plain))
 
 
 def _variant_rows(
@@ -243,8 +265,8 @@ def _variant_rows(
     max_seq_per_pack: int,
     algorithm: str,
     seed: int,
-) -> tuple[datasets.Dataset, float, str]:
-    """The variant's training rows, its documents (pieces) per row and the collator's padding."""
+) -> tuple[datasets.Dataset, str]:
+    """The variant's training rows and the collator's padding."""
     tokens = pieces.select_columns(
         [c for c in ("input_ids", "token_type_ids", "attention_mask") if c in pieces.column_names]
     )
@@ -252,18 +274,18 @@ def _variant_rows(
         packed = pack_dataset(
             tokens, max_seq_length, max_seq_per_pack, algorithm, label_column=None, seed=seed
         )
-        return packed, packed_plan(packed).packing_factor, "longest"
+        return packed, "longest"
     if variant == "chunked":
         chunks = concatenate_and_chunk(tokens, max_seq_length)
         if len(chunks) == 0:
             raise ValueError(
                 f"The documents hold fewer than max_seq_length={max_seq_length} tokens: no chunk."
             )
-        return chunks, len(tokens) / len(chunks), "longest"
+        return chunks, "longest"
     rows = tokens.add_column("example_ids", list(range(len(tokens))))
     if variant == "grouped":
         rows = rows.add_column("length", sequence_lengths(rows).tolist())
-    return rows, 1.0, "max_length" if variant == "max_length" else "longest"
+    return rows, "max_length" if variant == "max_length" else "longest"
 
 
 class _MaskedTokenCounter(ThroughputCounter):
@@ -325,4 +347,5 @@ __all__ = [
     "chunked_sequence_index",
     "concatenate_and_chunk",
     "pretrain",
+    "rows_per_micro_batch",
 ]
