@@ -119,10 +119,10 @@ def table(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], setti
     died = [r for r in rows if r.get("died")]
     seeds = len({r["seed"] for r in rows})
     s = settings
-    corpus = "sotu" if s["corpus"] == "sotu" else "SOTU text at the paper's Wikipedia lengths,"
+    corpus = "sotu" if s["corpus"] == "sotu" else "SOTU text cut to the paper's Wikipedia lengths"
     lines = [
         "Continued MLM pre-training of the bundled MiniLM on "
-        f"{s['max_train_rows'] or 'all'} {corpus} training documents, "
+        f"{s['max_train_rows'] or 'all'} training documents ({corpus}), "
         f"about {s['sequences_per_step']} documents per optimizer step, "
         f"{s['max_steps'] if s['max_steps'] > 0 else s['num_train_epochs']} "
         f"{'steps' if s['max_steps'] > 0 else 'epoch(s)'}, packs of up to {s['max_seq_per_pack']}; "

@@ -83,7 +83,7 @@ def test_pretraining_speed_trains_on_wikipedia_lengths(tmp_path, monkeypatch):
         output=tmp_path / "w.md",
         monkeypatch=monkeypatch,
     )
-    assert "SOTU text at the paper's Wikipedia lengths" in table
+    assert "training documents (SOTU text cut to the paper's Wikipedia lengths)" in table
     assert [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| 128 |")] == [
         "packed"
     ]
