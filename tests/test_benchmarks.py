@@ -75,18 +75,13 @@ def test_pretraining_speed_reports_the_levers_apart(tmp_path, monkeypatch):
     assert rows == ["packed", "packed+fullhead"]
 
 
-@pytest.mark.slow
-def test_pretraining_speed_trains_on_wikipedia_lengths(tmp_path, monkeypatch):
-    table = run_benchmark(
-        "pretraining_speed.py",
-        *("--quick", "--corpus", "wikipedia-lengths", "--runs", "packed"),
-        output=tmp_path / "w.md",
-        monkeypatch=monkeypatch,
-    )
-    assert "training documents (SOTU text cut to the paper's Wikipedia lengths)" in table
-    assert [line.split("|")[2].strip() for line in table.splitlines() if line.startswith("| 128 |")] == [
-        "packed"
-    ]
+def test_pretraining_speed_corpus_at_wikipedia_lengths_has_the_rows_asked_for(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    module = importlib.import_module("pretraining_speed")
+    assert module.corpus_splits("sotu", 16, 4) == "sotu"  # pretrain loads the task by name
+    splits = module.corpus_splits("wikipedia-lengths", 16, 4)
+    assert splits.task.problem_type == "masked_lm"
+    assert len(splits["train"]) >= 16 and len(splits["validation"]) >= 4
 
 
 def test_pretraining_speed_table_reports_a_run_that_died(monkeypatch):
@@ -112,6 +107,8 @@ def test_pretraining_speed_table_reports_a_run_that_died(monkeypatch):
     assert "| 512 | dynamic | 50 |" in table  # the seed that died is left out
     assert "| 512 | grouped | died |" in table
     assert table.endswith("left out: dynamic at 512 seed 0, grouped at 512 seed 0.")
+    at_wikipedia_lengths = module.table(rows, ["packed"], [512], {**settings, "corpus": "wikipedia-lengths"})
+    assert "8 training documents (SOTU text cut to the paper's Wikipedia lengths)" in at_wikipedia_lengths
 
 
 def test_training_variants_refuses_a_misspelt_run(monkeypatch, capsys):
