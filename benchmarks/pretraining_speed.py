@@ -110,11 +110,14 @@ def run(
     return rows
 
 
+def _finished(rows: list[dict[str, Any]], name: str, length: int) -> list[dict[str, Any]]:
+    """The rows of run `name` at `length` whose process did not die."""
+    return [r for r in rows if r["run"] == name and r["max_seq_length"] == length and not r.get("died")]
+
+
 def table(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], settings: dict[str, Any]) -> str:
     def values(name: str, length: int, key: str) -> list[float]:
-        return [
-            r[key] for r in rows if r["run"] == name and r["max_seq_length"] == length and not r.get("died")
-        ]
+        return [r[key] for r in _finished(rows, name, length)]
 
     died = [r for r in rows if r.get("died")]
     seeds = len({r["seed"] for r in rows})
@@ -134,11 +137,8 @@ def table(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], setti
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for length in lengths:
-        speed = {
-            name: statistics.median(values(name, length, "tokens_per_s"))
-            for name in runs
-            if values(name, length, "tokens_per_s")
-        }
+        speeds = {name: values(name, length, "tokens_per_s") for name in runs}
+        speed = {name: statistics.median(v) for name, v in speeds.items() if v}
         for name in runs:
             if name not in speed:
                 lines.append(f"| {length} | {name} | died | - | - | - | - | - | - | - |")
@@ -167,17 +167,14 @@ def chart(rows: list[dict[str, Any]], runs: list[str], lengths: list[int], path:
 
     fig, axes = plt.subplots(len(lengths), 2, figsize=(12, 3.5 * len(lengths)), squeeze=False)
     for (left, right), length in zip(axes, lengths, strict=True):
-        names = [n for n in runs if any(r["run"] == n and r["max_seq_length"] == length for r in rows)]
-        picked = [
-            [r for r in rows if r["run"] == n and r["max_seq_length"] == length and not r.get("died")]
-            for n in names
-        ]
-        names = [n for n, p in zip(names, picked, strict=True) if p]
-        picked = [p for p in picked if p]
-        left.barh(names, [statistics.median(r["tokens_per_s"] for r in p) for p in picked], color="#4c72b0")
+        picked = {name: _finished(rows, name, length) for name in runs}
+        names = [name for name in runs if picked[name]]
+        speed = [statistics.median(r["tokens_per_s"] for r in picked[n]) for n in names]
+        loss = [statistics.mean(r["eval_mlm_loss"] for r in picked[n]) for n in names]
+        left.barh(names, speed, color="#4c72b0")
         left.invert_yaxis()
         left.set_xlabel(f"real tokens / s (training, length {length})")
-        right.barh(names, [statistics.mean(r["eval_mlm_loss"] for r in p) for p in picked], color="#55a868")
+        right.barh(names, loss, color="#55a868")
         right.invert_yaxis()
         right.set_xlabel("held-out MLM loss")
     fig.suptitle("Masked-LM pre-training: packed vs padded and concatenate-and-chunk")

@@ -248,14 +248,19 @@ def rows_per_micro_batch(per_device: float, num_pieces: int, num_rows: int, worl
         totals = torch.tensor([num_pieces, num_rows], dtype=torch.float64)
         torch.distributed.all_reduce(totals)
         pieces, rows = float(totals[0]) / world_size, float(totals[1]) / world_size
-        largest = torch.tensor([num_rows])
-        torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX)
-        most_rows = int(largest.item())
+        most_rows = _largest_over_processes(num_rows)
     if pieces == 0:
         return 1
     size = max(1, round(per_device * rows / pieces))
     plain = math.ceil(pieces / per_device)  # micro-batches at one piece per row
     return max(size, math.ceil(most_rows / plain))
+
+
+def _largest_over_processes(value: int) -> int:
+    """max(value) over all processes."""
+    largest = torch.tensor([value])
+    torch.distributed.all_reduce(largest, op=torch.distributed.ReduceOp.MAX)
+    return int(largest.item())
 
 
 def _variant_rows(
@@ -331,9 +336,7 @@ class _ShardTrainer(CountingTrainer):
 
 def _equal_length_shard(dataset: datasets.Dataset) -> datasets.Dataset:
     """Repeat the first rows of a shorter shard so every process runs the same number of steps."""
-    sizes = torch.tensor([len(dataset)])
-    torch.distributed.all_reduce(sizes, op=torch.distributed.ReduceOp.MAX)
-    missing = int(sizes.item()) - len(dataset)
+    missing = _largest_over_processes(len(dataset)) - len(dataset)
     if missing == 0:
         return dataset
     return datasets.concatenate_datasets(
